@@ -1,0 +1,257 @@
+"""Settings: a frozen, typed value loaded from TOML plus the environment.
+
+Every key lives in a section dataclass below and is documented in
+``config.example.toml``. Any key can also be set as ``IVR_<SECTION>_<KEY>``; the
+secrets additionally accept the names Twilio users expect (``TWILIO_AUTH_TOKEN``,
+``IVR_PIN_PEPPER``, ``IVR_API_TOKEN``). :func:`load` validates everything at start-up
+and raises :class:`~ivr.exceptions.ConfigError` naming the offending key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ivr import phone
+from ivr.exceptions import ConfigError
+
+ROUTING_MODES = ("enqueue", "client", "sip", "number")
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    public_base_url: str = ""
+    trust_forwarded_headers: bool = True
+    flow_file: str = "flows/service_pin.toml"
+    default_region: str = "DE"
+
+
+@dataclass(frozen=True)
+class TwilioSettings:
+    account_sid: str = ""
+    auth_token: str = field(default="", repr=False)
+    validate_signatures: bool = True
+
+
+@dataclass(frozen=True)
+class RedisSettings:
+    url: str = ""
+    socket_timeout_s: float = 0.25
+    call_ttl_s: int = 4 * 3600
+    key_prefix: str = "ivr"
+
+
+@dataclass(frozen=True)
+class PinStoreSettings:
+    url: str = "sqlite:///ivr.sqlite3"
+    pepper: str = field(default="", repr=False)
+    pepper_id: str = "k1"
+    # Older peppers by key id, so hashes made before a rotation still verify.
+    old_peppers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    timeout_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class PinSettings:
+    length: int = 6
+
+
+@dataclass(frozen=True)
+class LockoutSettings:
+    attempts_per_call: int = 3
+    account_max_failures: int = 5
+    account_window_s: int = 3600
+    account_lock_s: int = 1800
+    caller_max_failures: int = 10
+    caller_window_s: int = 3600
+    caller_lock_s: int = 3600
+    global_alert_per_minute: int = 50
+
+
+@dataclass(frozen=True)
+class RoutingSettings:
+    mode: str = "number"
+    workflow_sid: str = ""
+    client_identity: str = ""
+    sip_uri: str = ""
+    number: str = ""
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    token: str = field(default="", repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    twilio: TwilioSettings = field(default_factory=TwilioSettings)
+    redis: RedisSettings = field(default_factory=RedisSettings)
+    pin_store: PinStoreSettings = field(default_factory=PinStoreSettings)
+    pin: PinSettings = field(default_factory=PinSettings)
+    lockout: LockoutSettings = field(default_factory=LockoutSettings)
+    routing: RoutingSettings = field(default_factory=RoutingSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+
+    def flow_path(self) -> Path:
+        """The flow file; a relative path is looked up in the CWD, then the project."""
+        path = Path(self.server.flow_file)
+        if path.is_absolute() or path.exists():
+            return path
+        return PACKAGE_ROOT / path
+
+
+SECRET_ENV = {
+    ("twilio", "auth_token"): "TWILIO_AUTH_TOKEN",
+    ("twilio", "account_sid"): "TWILIO_ACCOUNT_SID",
+    ("pin_store", "pepper"): "IVR_PIN_PEPPER",
+    ("api", "token"): "IVR_API_TOKEN",
+}
+
+
+def load(
+    path: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Settings:
+    """Read ``path`` (default: ``$IVR_CONFIG``, else built-in defaults) and the environment."""
+    env = os.environ if env is None else env
+    raw: dict[str, Any] = {}
+    path = path if path is not None else env.get("IVR_CONFIG") or None
+    if path is not None:
+        try:
+            raw = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist (IVR_CONFIG)") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    for section, values in (overrides or {}).items():
+        raw.setdefault(section, {}).update(values)
+    settings = from_mapping(raw, env)
+    validate(settings)
+    return settings
+
+
+def from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from parsed TOML plus environment overrides."""
+    sections: dict[str, Any] = {}
+    hints = typing.get_type_hints(Settings)
+    for name in raw:
+        if name not in hints:
+            raise ConfigError(f"config: unknown section [{name}]")
+    for sf in dataclasses.fields(Settings):
+        cls = hints[sf.name]
+        given = raw.get(sf.name, {})
+        if not isinstance(given, Mapping):
+            raise ConfigError(f"config: [{sf.name}] must be a table")
+        sections[sf.name] = _section(sf.name, cls, given, env)
+    return Settings(**sections)
+
+
+def _section(name: str, cls: type[Any], given: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for key in given:
+        if key not in known:
+            raise ConfigError(f"config: unknown key [{name}] {key}")
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(cls):
+        env_names = [f"IVR_{name.upper()}_{f.name.upper()}"]
+        if (name, f.name) in SECRET_ENV:
+            env_names.insert(0, SECRET_ENV[(name, f.name)])
+        from_env = next((env[n] for n in env_names if env.get(n)), None)
+        if from_env is not None:
+            values[f.name] = _coerce(name, f.name, hints[f.name], from_env, from_env=True)
+        elif f.name in given:
+            values[f.name] = _coerce(name, f.name, hints[f.name], given[f.name], from_env=False)
+    return cls(**values)
+
+
+def _coerce(section: str, key: str, hint: Any, value: Any, *, from_env: bool) -> Any:
+    where = f"[{section}] {key}"
+    origin = typing.get_origin(hint)
+    if hint is bool:
+        if from_env:
+            lowered = str(value).strip().lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+        elif isinstance(value, bool):
+            return value
+        raise ConfigError(f"config: {where} must be true or false, got {value!r}")
+    if hint is int or hint is float:
+        try:
+            if isinstance(value, bool) or (not from_env and not isinstance(value, int | float)):
+                raise ValueError
+            number = hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"config: {where} must be a number, got {value!r}") from None
+        return number
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"config: {where} must be a string, got {value!r}")
+        return value
+    if origin in (Mapping, dict) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        if from_env:
+            raise ConfigError(f"config: {where} cannot be set from the environment")
+        if not isinstance(value, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+        ):
+            raise ConfigError(f"config: {where} must be a table of strings")
+        return types.MappingProxyType(dict(value))
+    raise ConfigError(f"config: {where} has an unsupported type")  # pragma: no cover
+
+
+def _positive(errors: list[str], section: str, obj: Any) -> None:
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
+            errors.append(f"[{section}] {f.name} must be greater than 0")
+
+
+def validate(s: Settings) -> None:
+    """Raise ConfigError for the first inconsistent setting, naming its key."""
+    errors: list[str] = []
+    for section in ("redis", "pin_store", "pin", "lockout"):
+        _positive(errors, section, getattr(s, section))
+    url = s.server.public_base_url
+    if url and not url.startswith(("http://", "https://")):
+        errors.append("[server] public_base_url must start with http:// or https://")
+    if not 4 <= s.pin.length <= 12:
+        errors.append("[pin] length must be between 4 and 12")
+    if s.twilio.validate_signatures and not s.twilio.auth_token:
+        errors.append("[twilio] auth_token is required while validate_signatures = true")
+    if len(s.pin_store.pepper) < 16:
+        errors.append("[pin_store] pepper must be set to at least 16 characters (IVR_PIN_PEPPER)")
+    if not s.pin_store.pepper_id or s.pin_store.pepper_id in s.pin_store.old_peppers:
+        errors.append("[pin_store] pepper_id must be non-empty and not reused in old_peppers")
+    if s.api.token and len(s.api.token) < 16:
+        errors.append("[api] token must be at least 16 characters (IVR_API_TOKEN)")
+    if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
+        errors.append("[redis] url must start with redis://, rediss:// or unix://")
+    errors.extend(_routing_errors(s.routing, s.server.default_region))
+    if errors:
+        raise ConfigError("config: " + errors[0])
+
+
+def _routing_errors(r: RoutingSettings, region: str) -> list[str]:
+    if r.mode not in ROUTING_MODES:
+        return [f"[routing] mode must be one of {', '.join(ROUTING_MODES)}, got {r.mode!r}"]
+    if r.mode == "enqueue" and not r.workflow_sid.startswith("WW"):
+        return ["[routing] workflow_sid (WW…) is required when mode = 'enqueue'"]
+    if r.mode == "client" and not r.client_identity:
+        return ["[routing] client_identity is required when mode = 'client'"]
+    if r.mode == "sip" and not r.sip_uri.startswith(("sip:", "sips:")):
+        return ["[routing] sip_uri (sip:…) is required when mode = 'sip'"]
+    if r.mode == "number" and phone.normalize(r.number, region) is None:
+        return ["[routing] number must be a valid phone number when mode = 'number'"]
+    return []

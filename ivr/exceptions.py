@@ -1,0 +1,42 @@
+"""Every error the service raises on purpose.
+
+    IVRError
+    ├── ConfigError        a setting is missing or wrong; the message names the key
+    ├── FlowError          a flow file is invalid; the message names the node or prompt
+    ├── ImportRowError     a row of an accounts CSV is invalid; carries the line number
+    ├── AccountNotFound    a CLI command named a customer number that does not exist
+    └── DependencyError    Redis or the PIN store did not answer in time
+
+Webhooks never let these reach Twilio: a dependency failure routes the caller to an agent
+as not identified (reason ``unavailable``); the CLI prints the message on one line.
+"""
+
+from __future__ import annotations
+
+
+class IVRError(Exception):
+    """Base class of every error this package raises deliberately."""
+
+
+class ConfigError(IVRError):
+    """A configuration value is missing or invalid."""
+
+
+class FlowError(IVRError):
+    """A flow definition is invalid."""
+
+
+class ImportRowError(IVRError):
+    """A CSV row could not be imported; nothing of the file was written."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(f"line {line}: {message}")
+        self.line = line
+
+
+class AccountNotFound(IVRError):
+    """No account has the given customer number."""
+
+
+class DependencyError(IVRError):
+    """Redis or the PIN store failed or timed out."""

@@ -1,0 +1,150 @@
+"""Call state, the events that move it, and the I/O the engine asks for (pure values).
+
+The web layer stores :class:`CallState` per CallSid (never with a PIN in it), feeds
+events to :func:`ivr.flow.engine.advance`, and performs each :data:`Need` it gets back,
+answering with the matching result event.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from ivr.flow.actions import Action, Reason, ScreenPop
+
+
+class Verdict(str, Enum):
+    """Result of one PIN submission after the lockout check."""
+
+    VERIFIED = "verified"
+    WRONG = "wrong"
+    LOCKED = "locked"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclass(frozen=True)
+class CallState:
+    """Everything the IVR remembers about one call between webhooks."""
+
+    call_sid: str
+    caller: str | None
+    language: str
+    node: str
+    seq: int = 0
+    topic: str | None = None
+    reprompts: int = 0
+    attempts: int = 0
+    customer_number: str | None = None
+    identified: bool = False
+    name: str | None = None
+    reason: Reason | None = None
+    verified_at: str | None = None
+    routed: bool = False
+    started_at: str | None = None
+
+    def screen_pop(self) -> ScreenPop:
+        """The screen-pop for this call; account details only when identified."""
+        return ScreenPop(
+            call_sid=self.call_sid,
+            caller=self.caller,
+            identified=self.identified,
+            reason=self.reason,
+            topic=self.topic,
+            language=self.language,
+            customer_number=self.customer_number if self.identified else None,
+            name=self.name if self.identified else None,
+            claimed_customer_number=None if self.identified else self.customer_number,
+            attempts=self.attempts,
+            verified_at=self.verified_at if self.identified else None,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form for storage."""
+        data = dataclasses.asdict(self)
+        data["reason"] = self.reason.value if self.reason else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CallState:
+        """Inverse of :meth:`to_dict`; unknown keys are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        if values.get("reason") is not None:
+            values["reason"] = Reason(values["reason"])
+        return cls(**values)
+
+
+# --- events fed to the engine ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CallStarted:
+    """Twilio posted a new call to ``/voice``."""
+
+    call_sid: str
+    caller: str | None
+    now: str
+
+
+@dataclass(frozen=True)
+class Digits:
+    """The caller answered the Gather of ``node`` at step ``seq``; None means no input."""
+
+    node: str
+    seq: int
+    digits: str | None
+
+
+@dataclass(frozen=True)
+class CallerLookedUp:
+    """Answer to :class:`LookupCaller`: the single account's customer number, if exactly one."""
+
+    customer_number: str | None
+
+
+@dataclass(frozen=True)
+class PinChecked:
+    """Answer to :class:`VerifyPin`."""
+
+    verdict: Verdict
+    now: str
+    name: str | None = None
+
+
+Event = CallStarted | Digits | CallerLookedUp | PinChecked
+
+
+# --- I/O the engine needs done ----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LookupCaller:
+    """Find the accounts that own ``caller`` (E.164, or None when withheld)."""
+
+    caller: str | None
+
+
+@dataclass(frozen=True)
+class VerifyPin:
+    """Check ``pin`` for ``customer_number`` through the lockout counter.
+
+    Transient: it exists only while the webhook runs and is never stored or logged.
+    """
+
+    customer_number: str
+    caller: str | None
+    pin: str = dataclasses.field(repr=False)
+
+
+Need = LookupCaller | VerifyPin
+
+
+@dataclass(frozen=True)
+class Step:
+    """What the engine decided: the new state, actions to render, and I/O still needed."""
+
+    state: CallState
+    actions: tuple[Action, ...] = ()
+    need: Need | None = None
