@@ -22,10 +22,11 @@ class Reason(str, Enum):
 
 @dataclass(frozen=True)
 class Say:
-    """Speak ``text`` in ``language`` (a BCP-47 tag such as ``de-DE``)."""
+    """Speak ``text`` in ``language`` (a BCP-47 tag such as ``de-DE``), optionally in ``voice``."""
 
     text: str
     language: str
+    voice: str | None = None
 
 
 @dataclass(frozen=True)
