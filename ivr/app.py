@@ -1,0 +1,37 @@
+"""The application factory: ``gunicorn "ivr:create_app()"``."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from ivr import config
+from ivr.config import Settings
+from ivr.services import Services, build
+from ivr.web import api, health, voice
+from ivr.web.signature import SignatureChecker
+
+log = logging.getLogger("ivr")
+
+# Twilio posts a few dozen short fields; anything larger is not a webhook.
+MAX_BODY_BYTES = 64 * 1024
+
+
+def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
+    """Build the app from ``settings`` (default: ``$IVR_CONFIG`` + environment).
+
+    Configuration and flow errors surface here, at start-up, naming the key or node.
+    """
+    settings = settings if settings is not None else config.load()
+    services = services if services is not None else build(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.extensions["ivr"] = services
+    app.extensions["ivr.signature"] = SignatureChecker(settings)
+    if not settings.twilio.validate_signatures:
+        log.warning("[twilio] validate_signatures = false: webhooks are NOT authenticated")
+    app.register_blueprint(voice.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(health.bp)
+    return app

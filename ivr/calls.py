@@ -1,0 +1,181 @@
+"""Drive one call through the flow: load state, run the pure engine, do its I/O, save.
+
+This is the only place where the engine meets the stores. Any dependency failure, an
+unknown CallSid, a replayed or concurrent step ends the same way: the caller is routed
+to an agent as not identified (reason ``unavailable``), never an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from ivr.exceptions import DependencyError
+from ivr.flow import engine
+from ivr.flow.actions import Action
+from ivr.flow.model import Flow
+from ivr.flow.state import (
+    CallerLookedUp,
+    CallStarted,
+    CallState,
+    Digits,
+    Event,
+    LookupCaller,
+    Need,
+    PinChecked,
+    Step,
+    VerifyPin,
+)
+from ivr.store.calls import CallStore
+from ivr.store.pins import PinStore
+from ivr.verification import Verifier
+
+log = logging.getLogger("ivr.calls")
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The current time in UTC."""
+    return datetime.now(UTC)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class CallService:
+    """Everything a voice webhook needs, created once per app and passed explicitly."""
+
+    flow: Flow
+    calls: CallStore
+    pins: PinStore
+    verifier: Verifier
+    clock: Clock = utc_now
+
+    def start(self, call_sid: str, caller: str | None) -> tuple[Action, ...]:
+        """A new call arrived at ``/voice``: greet and open the menu."""
+        if not call_sid:
+            return self._unavailable(None, call_sid, caller, None, None)
+        now = _iso(self.clock())
+        step = engine.advance(self.flow, None, CallStarted(call_sid, caller, now))
+        try:
+            if self.calls.create(step.state):
+                self._log(step.state, "start")
+                return step.actions
+            existing = self.calls.load(call_sid)
+        except DependencyError as exc:
+            return self._unavailable(None, call_sid, caller, None, exc)
+        if existing is None:
+            return self._unavailable(None, call_sid, caller, None, None)
+        # The same CallSid arrived at /voice twice: a replay, never a new call.
+        replayed = engine.unavailable(
+            self.flow, existing, call_sid=call_sid, caller=caller, language=None
+        )
+        return self._finish(existing, replayed)
+
+    def step(
+        self, call_sid: str, node: str, seq: int, digits: str | None, language: str | None
+    ) -> tuple[Action, ...]:
+        """The caller answered a Gather (or stayed silent)."""
+        try:
+            state = self.calls.load(call_sid)
+        except DependencyError as exc:
+            return self._unavailable(None, call_sid, None, language, exc)
+        if state is None:
+            log.warning("call=%s step=%s unknown call", call_sid, node)
+            return self._unavailable(None, call_sid, None, language, None)
+        return self._finish(state, self._run(state, Digits(node, seq, digits)))
+
+    def fallback(
+        self, call_sid: str, caller: str | None, language: str | None
+    ) -> tuple[Action, ...]:
+        """Twilio's fallback URL: our primary answer failed, so hand the caller over."""
+        try:
+            state = self.calls.load(call_sid) if call_sid else None
+        except DependencyError as exc:
+            return self._unavailable(None, call_sid, caller, language, exc)
+        step = engine.unavailable(
+            self.flow, state, call_sid=call_sid, caller=caller, language=language
+        )
+        return self._finish(state, step) if state is not None else step.actions
+
+    def status(self, call_sid: str, call_status: str) -> None:
+        """Record Twilio's status callback; raises DependencyError when Redis is down."""
+        self.calls.set_status(call_sid, call_status)
+
+    def screen_pop(self, call_sid: str) -> CallState | None:
+        """The stored state of ``call_sid`` (DependencyError when Redis is down)."""
+        return self.calls.load(call_sid)
+
+    # --- internals ----------------------------------------------------------------------
+
+    def _run(self, state: CallState, event: Event) -> Step:
+        """Advance the engine and perform every I/O need until it returns actions only."""
+        step = engine.advance(self.flow, state, event)
+        actions = list(step.actions)
+        try:
+            while step.need is not None:
+                result = self._perform(step.need, step.state)
+                step = engine.advance(self.flow, step.state, result)
+                actions.extend(step.actions)
+        except DependencyError as exc:
+            log.error("call=%s dependency failed: %s", state.call_sid, exc)
+            step = engine.unavailable(
+                self.flow, step.state, call_sid=state.call_sid, caller=state.caller,
+                language=state.language,
+            )  # fmt: skip
+            actions.extend(step.actions)
+        return Step(step.state, tuple(actions))
+
+    def _perform(self, need: Need, state: CallState) -> Event:
+        if isinstance(need, LookupCaller):
+            owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
+            return CallerLookedUp(owners[0] if len(owners) == 1 else None)
+        if isinstance(need, VerifyPin):
+            outcome = self.verifier.verify(need, state.call_sid)
+            return PinChecked(outcome.verdict, _iso(self.clock()), outcome.name)
+        raise TypeError(f"unknown need {need!r}")  # pragma: no cover
+
+    def _finish(self, loaded: CallState, step: Step) -> tuple[Action, ...]:
+        """Save the new state if nobody else moved this call meanwhile; else hand over."""
+        new = step.state
+        if new.seq == loaded.seq:
+            # Routing emits no Gather, but the version must still move for the CAS.
+            new = dataclasses.replace(new, seq=loaded.seq + 1)
+        try:
+            saved = self.calls.save(new, expected_seq=loaded.seq)
+        except DependencyError as exc:
+            return self._unavailable(None, new.call_sid, new.caller, new.language, exc)
+        if not saved:
+            log.warning("call=%s concurrent step refused", new.call_sid)
+            return self._unavailable(None, new.call_sid, new.caller, new.language, None)
+        self._log(new, loaded.node)
+        return step.actions
+
+    def _unavailable(
+        self,
+        state: CallState | None,
+        call_sid: str,
+        caller: str | None,
+        language: str | None,
+        exc: Exception | None,
+    ) -> tuple[Action, ...]:
+        if exc is not None:
+            log.error("call=%s dependency failed: %s", call_sid, exc)
+        step = engine.unavailable(
+            self.flow, state, call_sid=call_sid, caller=caller, language=language
+        )
+        return step.actions
+
+    def _log(self, state: CallState, came_from: str) -> None:
+        outcome = state.reason.value if state.reason else "-"
+        log.info(
+            "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d",
+            state.call_sid, came_from, state.node, state.routed, state.identified, outcome,
+            state.attempts,
+        )  # fmt: skip

@@ -1,0 +1,62 @@
+"""Build the connections and domain objects from settings, once, and pass them on.
+
+There are no module-level clients: :func:`build` is called by the app factory and by
+CLI commands, and everything it creates is closed by :meth:`Services.close`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from ivr.calls import CallService
+from ivr.config import Settings
+from ivr.flow.model import Flow, load_flow
+from ivr.store.calls import CallStore
+from ivr.store.hashing import PinHasher
+from ivr.store.lockout import Lockout
+from ivr.store.pins import PinStore
+from ivr.store.redis_client import connect
+from ivr.verification import Verifier
+
+
+@dataclass(frozen=True)
+class Services:
+    """The app's dependencies; one instance per process."""
+
+    settings: Settings
+    flow: Flow
+    redis: redis.Redis
+    pins: PinStore
+    hasher: PinHasher
+    lockout: Lockout
+    calls: CallService
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.redis.close()
+        self.pins.close()
+
+
+def load_default_flow(settings: Settings) -> Flow:
+    """The configured flow, validated (FlowError names what is wrong)."""
+    return load_flow(
+        settings.flow_path(),
+        pin_length=settings.pin.length,
+        attempts_per_call=settings.lockout.attempts_per_call,
+    )
+
+
+def build(settings: Settings) -> Services:
+    """Create every connection and service object for ``settings``."""
+    flow = load_default_flow(settings)
+    client = connect(settings.redis)
+    hasher = PinHasher.from_settings(settings.pin_store)
+    pins = PinStore.from_url(settings.pin_store.url, hasher, settings.pin_store.timeout_s)
+    prefix = settings.redis.key_prefix
+    lockout = Lockout(client, settings.lockout, prefix)
+    store = CallStore(client, settings.redis.call_ttl_s, prefix)
+    verifier = Verifier(lockout=lockout, pins=pins, hasher=hasher)
+    service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier)
+    return Services(settings, flow, client, pins, hasher, lockout, service)

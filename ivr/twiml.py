@@ -1,0 +1,129 @@
+"""The one place that turns flow actions into TwiML (with Twilio's helper library).
+
+Routing (SPEC §4) is rendered here too, because each mode is just a different TwiML
+shape carrying the same screen-pop: Enqueue with a Task, Dial to a Voice SDK client
+with parameters, Dial to a SIP URI with X- headers, or Dial to a number.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from urllib.parse import quote
+
+from twilio.twiml.voice_response import VoiceResponse
+
+from ivr.config import RoutingSettings
+from ivr.flow.actions import Action, Gather, Hangup, Pause, Route, Say, ScreenPop
+
+# Builds the URL (relative to the webhook base) a Gather posts its digits to.
+StepUrl = Callable[[Gather], str]
+
+DIAL_TIMEOUT_S = 30
+
+
+def step_url(gather: Gather) -> str:
+    """Default step URL: node, step counter and language travel in the query string."""
+    return f"/voice/step?node={quote(gather.node)}&n={gather.seq}&lang={quote(gather.language)}"
+
+
+def render(
+    actions: Iterable[Action], routing: RoutingSettings, url_for_step: StepUrl = step_url
+) -> str:
+    """Render ``actions`` as a TwiML document."""
+    response = VoiceResponse()
+    for action in actions:
+        _render_one(response, action, routing, url_for_step)
+    return str(response)
+
+
+def _render_one(
+    response: VoiceResponse, action: Action, routing: RoutingSettings, url_for_step: StepUrl
+) -> None:
+    if isinstance(action, Say):
+        _say(response, action)
+    elif isinstance(action, Gather):
+        _gather(response, action, url_for_step(action))
+    elif isinstance(action, Pause):
+        response.pause(length=action.seconds)
+    elif isinstance(action, Route):
+        _route(response, action.pop, routing)
+    elif isinstance(action, Hangup):
+        response.hangup()
+    else:  # pragma: no cover - exhaustive over Action
+        raise TypeError(f"unknown action {action!r}")
+
+
+def _say(parent: object, say: Say) -> None:
+    kwargs = {"language": say.language}
+    if say.voice:
+        kwargs["voice"] = say.voice
+    parent.say(say.text, **kwargs)  # type: ignore[attr-defined]
+
+
+def _gather(response: VoiceResponse, gather: Gather, url: str) -> None:
+    kwargs: dict[str, object] = {
+        "input": "dtmf",
+        "action": url,
+        "method": "POST",
+        "timeout": gather.timeout_s,
+        "action_on_empty_result": True,
+    }
+    if gather.num_digits is not None:
+        kwargs["num_digits"] = gather.num_digits
+    # Twilio's default finishOnKey is '#'; an empty string disables it for the menu.
+    kwargs["finish_on_key"] = gather.finish_on_key or ""
+    element = response.gather(**kwargs)
+    for say in gather.prompts:
+        _say(element, say)
+    # Reached only if Twilio skipped the action on silence: post "no input" ourselves.
+    response.redirect(url, method="POST")
+
+
+def _route(response: VoiceResponse, pop: ScreenPop, routing: RoutingSettings) -> None:
+    if routing.mode == "enqueue":
+        enqueue = response.enqueue(None, workflow_sid=routing.workflow_sid)
+        enqueue.task(json.dumps(task_attributes(pop), separators=(",", ":")))
+        return
+    dial = response.dial(answer_on_bridge=True, timeout=DIAL_TIMEOUT_S)
+    if routing.mode == "client":
+        client = dial.client()
+        client.identity(routing.client_identity)
+        for name, value in flag_parameters(pop).items():
+            client.parameter(name=name, value=value)
+    elif routing.mode == "sip":
+        dial.sip(sip_uri(routing.sip_uri, pop))
+    else:
+        dial.number(routing.number)
+
+
+def task_attributes(pop: ScreenPop) -> dict[str, object]:
+    """TaskRouter task attributes: the whole screen-pop plus a task type."""
+    return {"type": "inbound_call", **pop.to_json()}
+
+
+def flag_parameters(pop: ScreenPop) -> dict[str, str]:
+    """The identified flag and its context as flat string parameters (Client, SIP)."""
+    params = {
+        "call_sid": pop.call_sid,
+        "identified": "true" if pop.identified else "false",
+        "reason": pop.reason.value if pop.reason else "",
+        "topic": pop.topic or "",
+        "language": pop.language,
+    }
+    if pop.identified and pop.customer_number:
+        params["customer_number"] = pop.customer_number
+    return params
+
+
+def sip_uri(base: str, pop: ScreenPop) -> str:
+    """``base`` with the flag parameters appended as ``X-IVR-…`` SIP headers."""
+    headers = "&".join(
+        f"X-IVR-{_header_name(name)}={quote(value, safe='')}"
+        for name, value in flag_parameters(pop).items()
+    )
+    return f"{base}{'&' if '?' in base else '?'}{headers}"
+
+
+def _header_name(name: str) -> str:
+    return "-".join(part.capitalize() for part in name.split("_"))

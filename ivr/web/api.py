@@ -1,0 +1,54 @@
+"""``GET /api/calls/<CallSid>``: the screen-pop JSON, behind ``Authorization: Bearer``."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from ivr.exceptions import DependencyError
+from ivr.services import Services
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+log = logging.getLogger("ivr.web.api")
+
+
+def _error(status: int, message: str) -> Response:
+    response = jsonify(error=message)
+    response.status_code = status
+    if status == 401:
+        response.headers["WWW-Authenticate"] = 'Bearer realm="ivr"'
+    return response
+
+
+@bp.before_request
+def require_token() -> Response | None:
+    """401 without credentials, 403 with wrong ones or when no token is configured."""
+    services: Services = current_app.extensions["ivr"]
+    expected = services.settings.api.token
+    header = request.headers.get("Authorization", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return _error(401, "bearer token required")
+    if not expected or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return _error(403, "invalid token")
+    return None
+
+
+@bp.get("/calls/<call_sid>")
+def call(call_sid: str) -> Response:
+    """The screen-pop of one call (SPEC §4), plus whether it has been routed yet."""
+    services: Services = current_app.extensions["ivr"]
+    try:
+        state = services.calls.screen_pop(call_sid)
+        call_status = services.calls.calls.status(call_sid) if state else None
+    except DependencyError:
+        log.error("api call=%s: Redis unavailable", call_sid)
+        return _error(503, "call state unavailable")
+    if state is None:
+        return _error(404, "unknown call")
+    body = state.screen_pop().to_json()
+    body["routed"] = state.routed
+    body["call_status"] = call_status
+    return jsonify(body)

@@ -1,0 +1,132 @@
+"""Twilio voice webhooks: ``/voice``, ``/voice/step``, ``/voice/status``, ``/voice/fallback``.
+
+Every request is signature-checked first (403, nothing changed, when it fails). After
+that, every answer is valid TwiML, whatever arrives: the last-resort handler routes the
+caller to an agent as not identified instead of letting Twilio play its error message.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+
+from flask import Blueprint, Response, abort, current_app, request
+
+from ivr import phone, twiml
+from ivr.flow import engine
+from ivr.flow.actions import Action
+from ivr.services import Services
+from ivr.web.signature import SignatureChecker
+
+bp = Blueprint("voice", __name__, url_prefix="/voice")
+log = logging.getLogger("ivr.web.voice")
+
+CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
+MAX_DIGITS_LEN = 32
+
+
+def _services() -> Services:
+    services: Services = current_app.extensions["ivr"]
+    return services
+
+
+@bp.before_request
+def check_signature() -> None:
+    """Reject anything Twilio did not sign, before it can touch state."""
+    checker: SignatureChecker = current_app.extensions["ivr.signature"]
+    if not checker.is_valid(request):
+        log.warning("rejected %s: invalid X-Twilio-Signature", request.path)
+        abort(403)
+
+
+@bp.post("")
+def incoming() -> Response:
+    """A new call: greet the caller and open the topic menu."""
+    return _answer(lambda s: s.calls.start(_call_sid(), _caller(s)))
+
+
+@bp.post("/step")
+def step() -> Response:
+    """The caller's keys (or silence) for the Gather named in the query string."""
+
+    def run(s: Services) -> tuple[Action, ...]:
+        digits = request.form.get("Digits")
+        if digits is not None and len(digits) > MAX_DIGITS_LEN:
+            digits = "!"  # invalid input: the engine re-prompts
+        return s.calls.step(
+            _call_sid(),
+            request.args.get("node", ""),
+            _int(request.args.get("n")),
+            digits,
+            _language(s),
+        )
+
+    return _answer(run)
+
+
+@bp.post("/fallback")
+def fallback() -> Response:
+    """Twilio's fallback URL: the primary answer failed, hand the caller to an agent."""
+    log.error(
+        "fallback call=%s error=%s url=%s",
+        request.form.get("CallSid", "-"),
+        request.form.get("ErrorCode", "-"),
+        request.form.get("ErrorUrl", "-"),
+    )
+    return _answer(lambda s: s.calls.fallback(_call_sid(), _caller(s), _language(s)))
+
+
+@bp.post("/status")
+def status() -> Response:
+    """Twilio's status callback: remember how the call ended."""
+    call_sid = _call_sid()
+    call_status = request.form.get("CallStatus", "")[:32]
+    if call_sid:
+        try:
+            _services().calls.status(call_sid, call_status)
+        except Exception:  # noqa: BLE001 - a status callback must never fail loudly
+            log.exception("call=%s status=%s not recorded", call_sid, call_status)
+    return Response("", status=204)
+
+
+def _answer(produce: Callable[[Services], tuple[Action, ...]]) -> Response:
+    services = _services()
+    try:
+        actions = produce(services)
+    except Exception:
+        # Never a 500 towards Twilio: log (no parameters, they may hold digits) and hand over.
+        log.exception("webhook %s failed; routing as unavailable", request.path)
+        actions = engine.unavailable(
+            services.flow,
+            None,
+            call_sid=_call_sid(),
+            caller=_caller(services),
+            language=_language(services),
+        ).actions
+    return _twiml(twiml.render(actions, services.settings.routing))
+
+
+def _twiml(body: str) -> Response:
+    return Response(body, mimetype="text/xml")
+
+
+def _call_sid() -> str:
+    sid = request.form.get("CallSid", "")
+    return sid if CALL_SID.match(sid) else ""
+
+
+def _caller(services: Services) -> str | None:
+    return phone.normalize(request.form.get("From"), services.settings.server.default_region)
+
+
+def _language(services: Services) -> str | None:
+    lang = request.args.get("lang")
+    return lang if lang in services.flow.languages else None
+
+
+def _int(value: str | None) -> int:
+    try:
+        return int(value or "")
+    except ValueError:
+        return -1
