@@ -1,0 +1,300 @@
+"""The PIN store: accounts, their phone numbers and keyed PIN hashes (SQLAlchemy Core).
+
+Works on SQLite (local testing) and PostgreSQL (``postgresql+psycopg://``). The store
+never sees a PIN in clear beyond hashing it in memory; the database only holds digests.
+Every database failure surfaces as :class:`~ivr.exceptions.DependencyError` so the call
+flow can route the caller to an agent instead of failing the webhook.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+
+from ivr.exceptions import AccountNotFound, DependencyError
+from ivr.store.accounts_csv import ImportRow
+from ivr.store.hashing import PinHasher
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+metadata = sa.MetaData()
+
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("customer_number", sa.String(12), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("pin_key_id", sa.String(32)),
+    sa.Column("pin_hash", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+account_phones = sa.Table(
+    "account_phones",
+    metadata,
+    sa.Column(
+        "account_id",
+        sa.Integer,
+        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    sa.Column("phone", sa.String(16), primary_key=True),
+    sa.Index("ix_account_phones_phone", "phone"),
+)
+
+# Statements are built once at import; SQLAlchemy then reuses their compiled form from
+# the engine's cache, so the hot path (one lookup per webhook) skips query construction.
+_BY_PHONE = (
+    sa.select(accounts.c.customer_number)
+    .join(account_phones, account_phones.c.account_id == accounts.c.id)
+    .where(account_phones.c.phone == sa.bindparam("phone"))
+    .order_by(accounts.c.customer_number)
+    .limit(2)  # the flow only needs to know "exactly one owner" versus "several"
+)
+_CREDENTIALS = sa.select(accounts.c.name, accounts.c.pin_key_id, accounts.c.pin_hash).where(
+    accounts.c.customer_number == sa.bindparam("number")
+)
+_NAME = sa.select(accounts.c.name).where(accounts.c.customer_number == sa.bindparam("number"))
+_ID = sa.select(accounts.c.id).where(accounts.c.customer_number == sa.bindparam("number"))
+_REHASH = (
+    sa.update(accounts)
+    .where(accounts.c.customer_number == sa.bindparam("number"))
+    .where(accounts.c.pin_key_id == sa.bindparam("old_key_id"))
+    .values(pin_key_id=sa.bindparam("key_id"), pin_hash=sa.bindparam("digest"))
+)
+_COUNT = sa.select(sa.func.count()).select_from(accounts)
+_PING = sa.text("SELECT 1")
+
+
+@dataclass(frozen=True)
+class Account:
+    """What the flow and the screen-pop may know about a verified account."""
+
+    customer_number: str
+    name: str
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """Outcome of :meth:`PinStore.upsert_many`."""
+
+    created: int
+    updated: int
+
+
+class PinStore:
+    """Accounts, phone ownership and PIN verification over one SQLAlchemy engine."""
+
+    def __init__(self, engine: sa.Engine, hasher: PinHasher) -> None:
+        self._engine = engine
+        self._hasher = hasher
+        # Unknown accounts are compared against this digest so that they cost the same
+        # HMAC and compare as known ones: timing must not reveal whether one exists.
+        self._dummy = hasher.make("\x00no-such-account", "\x00")
+
+    @classmethod
+    def from_url(cls, url: str, hasher: PinHasher, timeout_s: float = 1.0) -> PinStore:
+        """Open the database at ``url`` with short timeouts and create missing tables."""
+        try:
+            engine = create_engine(url, timeout_s)
+        except (sa_exc.ArgumentError, ImportError, ValueError) as exc:
+            raise DependencyError(f"PIN store: invalid [pin_store] url: {exc}") from None
+        store = cls(engine, hasher)
+        try:
+            store.create_tables()
+        except DependencyError:
+            engine.dispose()
+            raise
+        return store
+
+    def create_tables(self) -> None:
+        """Create the tables and index if they do not exist yet."""
+        self._run(lambda: metadata.create_all(self._engine))
+
+    def ping(self) -> None:
+        """Raise DependencyError unless the database answers a trivial query."""
+        self._read(lambda conn: conn.execute(_PING).scalar_one())
+
+    def accounts_for_phone(self, e164: str) -> list[str]:
+        """Customer numbers owning ``e164``; at most two, since two already mean "shared"."""
+        return self._read(
+            lambda conn: list(conn.execute(_BY_PHONE, {"phone": e164}).scalars().all())
+        )
+
+    def check_pin(self, customer_number: str, pin: str) -> Account | None:
+        """The account when ``pin`` is its PIN, else None (also for unknown accounts)."""
+        row = self._read(
+            lambda conn: conn.execute(_CREDENTIALS, {"number": customer_number}).one_or_none()
+        )
+        if row is None or row.pin_key_id is None or row.pin_hash is None:
+            self._hasher.matches(customer_number, pin, *self._dummy)
+            return None
+        if not self._hasher.matches(customer_number, pin, row.pin_key_id, row.pin_hash):
+            return None
+        if self._hasher.needs_rehash(row.pin_key_id):
+            self._rehash(customer_number, pin, row.pin_key_id)
+        return Account(customer_number=customer_number, name=row.name)
+
+    def get(self, customer_number: str) -> Account | None:
+        """The account with ``customer_number``, or None."""
+        name = self._read(
+            lambda conn: conn.execute(_NAME, {"number": customer_number}).scalar_one_or_none()
+        )
+        return None if name is None else Account(customer_number=customer_number, name=name)
+
+    def delete(self, customer_number: str) -> None:
+        """Delete the account and its phone numbers; AccountNotFound when there is none."""
+
+        def work() -> int:
+            with self._engine.begin() as conn:
+                account_id = conn.execute(_ID, {"number": customer_number}).scalar_one_or_none()
+                if account_id is None:
+                    return 0
+                # Not left to ON DELETE CASCADE: SQLite only cascades with the foreign_keys
+                # pragma, which an engine handed to __init__ may not set.
+                conn.execute(
+                    account_phones.delete().where(account_phones.c.account_id == account_id)
+                )
+                return conn.execute(accounts.delete().where(accounts.c.id == account_id)).rowcount
+
+        if self._run(work) == 0:
+            raise AccountNotFound(f"no account with customer number {customer_number}")
+
+    def upsert_many(self, rows: Sequence[ImportRow]) -> ImportReport:
+        """Create or update every row in one transaction; updated accounts get new phones."""
+
+        def work() -> ImportReport:
+            created = updated = 0
+            now = datetime.now(UTC)
+            with self._engine.begin() as conn:
+                for row in rows:
+                    if self._upsert_one(conn, row, now):
+                        created += 1
+                    else:
+                        updated += 1
+            return ImportReport(created=created, updated=updated)
+
+        return self._run(work)
+
+    def count(self) -> int:
+        """Number of accounts."""
+        return self._read(lambda conn: int(conn.execute(_COUNT).scalar_one()))
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._engine.dispose()
+
+    # --- internals -----------------------------------------------------------------------
+
+    def _upsert_one(self, conn: sa.Connection, row: ImportRow, now: datetime) -> bool:
+        """Write one account and replace its phones; True when it was created."""
+        key_id, digest = self._hasher.make(row.customer_number, row.pin)
+        values = {"name": row.name, "pin_key_id": key_id, "pin_hash": digest, "updated_at": now}
+        account_id = conn.execute(_ID, {"number": row.customer_number}).scalar_one_or_none()
+        created = account_id is None
+        if account_id is None:
+            result = conn.execute(
+                accounts.insert().values(
+                    customer_number=row.customer_number, created_at=now, **values
+                )
+            )
+            (account_id,) = result.inserted_primary_key or (None,)
+        else:
+            conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
+            conn.execute(account_phones.delete().where(account_phones.c.account_id == account_id))
+        if row.phones:
+            conn.execute(
+                account_phones.insert(),
+                [{"account_id": account_id, "phone": phone} for phone in row.phones],
+            )
+        return created
+
+    def _rehash(self, customer_number: str, pin: str, old_key_id: str) -> None:
+        """Rewrite a verified PIN's hash under the current pepper (best effort)."""
+        key_id, digest = self._hasher.make(customer_number, pin)
+        params = {"number": customer_number, "old_key_id": old_key_id}
+        try:
+            self._run(lambda: self._write(_REHASH, {**params, "key_id": key_id, "digest": digest}))
+        except DependencyError as exc:
+            # The PIN was right; failing the caller because of a rotation chore would be
+            # wrong. The old hash stays valid and is retried on the next success.
+            log.warning("PIN rehash for an account failed, will retry later: %s", exc)
+
+    def _write(self, statement: sa.Executable, params: dict[str, Any]) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(statement, params)
+
+    def _read(self, query: Callable[[sa.Connection], T]) -> T:
+        def work() -> T:
+            with self._engine.connect() as conn:
+                return query(conn)
+
+        return self._run(work)
+
+    def _run(self, work: Callable[[], T]) -> T:
+        with _translate_errors():
+            return work()
+
+
+@contextmanager
+def _translate_errors() -> Iterator[None]:
+    """Turn database failures into DependencyError with a one-line, PIN-free message."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        raise DependencyError(f"PIN store failed: {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise DependencyError(f"PIN store failed: {exc}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    # The engine runs with hide_parameters, so the text never carries bound values
+    # (only digests are ever bound anyway); the first line is the driver's message.
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def create_engine(url: str, timeout_s: float) -> sa.Engine:
+    """An engine that fails fast when the database is down or slow."""
+    parsed = sa.make_url(url)
+    engine = sa.create_engine(
+        parsed,
+        connect_args=_connect_args(parsed, timeout_s),
+        pool_pre_ping=True,
+        pool_timeout=timeout_s,
+        hide_parameters=True,
+    )
+    if parsed.get_backend_name() == "sqlite":
+        sa.event.listen(engine, "connect", _sqlite_foreign_keys)
+    return engine
+
+
+def _connect_args(url: sa.URL, timeout_s: float) -> dict[str, Any]:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return {"timeout": timeout_s}  # seconds to wait for a lock held by another writer
+    if backend == "postgresql":
+        options = url.query.get("options")
+        extra = f"-c statement_timeout={max(1, int(timeout_s * 1000))}"
+        # Keep options given in the URL (e.g. -c search_path=...) instead of replacing them.
+        if isinstance(options, str) and options:
+            extra = f"{options} {extra}"
+        return {"connect_timeout": max(1, math.ceil(timeout_s)), "options": extra}
+    return {}
+
+
+def _sqlite_foreign_keys(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
