@@ -1,0 +1,100 @@
+"""Settings load from TOML and the environment; bad values fail naming the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ivr import config
+from ivr.config import PACKAGE_ROOT
+from ivr.exceptions import ConfigError
+
+SECRETS = {
+    "TWILIO_AUTH_TOKEN": "token-0123456789abcdef",
+    "IVR_PIN_PEPPER": "pepper-0123456789abcdef",
+    "IVR_API_TOKEN": "api-token-0123456789abcdef",
+}
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "ivr.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_example_config_loads_with_secrets_from_environment() -> None:
+    """config.example.toml documents a valid configuration once secrets are in the env."""
+    settings = config.load(PACKAGE_ROOT / "config.example.toml", env=SECRETS)
+    assert settings.twilio.auth_token == SECRETS["TWILIO_AUTH_TOKEN"]
+    assert settings.pin_store.pepper == SECRETS["IVR_PIN_PEPPER"]
+    assert settings.api.token == SECRETS["IVR_API_TOKEN"]
+    assert settings.routing.mode == "enqueue"
+
+
+def test_example_config_documents_every_key() -> None:
+    """Every settings key appears in config.example.toml."""
+    import dataclasses
+    import typing
+
+    text = (PACKAGE_ROOT / "config.example.toml").read_text(encoding="utf-8")
+    hints = typing.get_type_hints(config.Settings)
+    for section in dataclasses.fields(config.Settings):
+        assert f"[{section.name}]" in text
+        for key in dataclasses.fields(hints[section.name]):
+            assert f"{key.name} =" in text or f"[{section.name}.{key.name}]" in text, key.name
+
+
+def test_environment_overrides_any_key(tmp_path: Path) -> None:
+    """IVR_<SECTION>_<KEY> overrides the file, with the right type."""
+    path = write(
+        tmp_path, '[lockout]\naccount_max_failures = 5\n[routing]\nnumber = "+4930123456"\n'
+    )
+    env = {**SECRETS, "IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": "7", "IVR_REDIS_URL": "redis://x:1/0"}
+    settings = config.load(path, env=env)
+    assert settings.lockout.account_max_failures == 7
+    assert settings.redis.url == "redis://x:1/0"
+
+
+def test_config_file_from_ivr_config_variable(tmp_path: Path) -> None:
+    """IVR_CONFIG names the file when no path is given."""
+    path = write(tmp_path, '[pin]\nlength = 8\n[routing]\nnumber = "+4930123456"\n')
+    assert config.load(env={**SECRETS, "IVR_CONFIG": str(path)}).pin.length == 8
+
+
+@pytest.mark.parametrize(
+    ("toml", "env", "key"),
+    [
+        ("[pin]\nlength = 3\n", {}, "[pin] length"),
+        ('[pin]\nlength = "six"\n', {}, "[pin] length"),
+        ("[lockout]\naccount_lock_s = 0\n", {}, "[lockout] account_lock_s"),
+        ('[routing]\nmode = "carrier-pigeon"\n', {}, "[routing] mode"),
+        ('[routing]\nmode = "enqueue"\n', {}, "[routing] workflow_sid"),
+        ('[routing]\nmode = "client"\n', {}, "[routing] client_identity"),
+        ('[routing]\nmode = "sip"\nsip_uri = "agents@pbx"\n', {}, "[routing] sip_uri"),
+        ('[routing]\nmode = "number"\nnumber = "12"\n', {}, "[routing] number"),
+        ('[server]\npublic_base_url = "ngrok.app"\n', {}, "[server] public_base_url"),
+        ('[twilio]\nvalidate_signatures = "yes"\n', {}, "[twilio] validate_signatures"),
+        ('[redis]\nurl = "localhost:6379"\n', {}, "[redis] url"),
+        ('[redis]\nhost = "x"\n', {}, "[redis] host"),
+        ("[queue]\nx = 1\n", {}, "[queue]"),
+        ("", {"IVR_PIN_PEPPER": "short"}, "[pin_store] pepper"),
+        ("", {"TWILIO_AUTH_TOKEN": ""}, "[twilio] auth_token"),
+        ("", {"IVR_API_TOKEN": "short"}, "[api] token"),
+        ("", {"IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": "many"}, "[lockout] account_max_failures"),
+        ("[pin\n", {}, "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:
+    """Each invalid setting fails at load with a message naming its key."""
+    base = '[routing]\nnumber = "+4930123456"\n' if "[routing]" not in toml else ""
+    path = write(tmp_path, base + toml)
+    with pytest.raises(ConfigError) as info:
+        config.load(path, env={**SECRETS, **env})
+    assert key in str(info.value)
+
+
+def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
+    """A config path that does not exist is reported as such."""
+    with pytest.raises(ConfigError, match="does not exist"):
+        config.load(tmp_path / "nope.toml", env=SECRETS)
