@@ -1,0 +1,116 @@
+"""Call state per CallSid in Redis: JSON with a TTL, written by compare-and-set.
+
+Keys (the ``{CallSid}`` hash tag keeps both in one Redis Cluster slot)::
+
+    <prefix>:call:{<CallSid>}           CallState as JSON (never a PIN: CallState has none)
+    <prefix>:call:{<CallSid>}:status    Twilio's CallStatus from the status callback
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis
+
+from ivr.flow.state import CallState
+from ivr.store.redis_client import dependency_errors, load_script
+
+log = logging.getLogger(__name__)
+
+
+class CallStore:
+    """Load, create and compare-and-set :class:`CallState` values by CallSid."""
+
+    def __init__(self, client: redis.Redis, ttl_s: int, prefix: str = "ivr") -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+        self._prefix = prefix
+        self._save = load_script(client, "calls_save.lua")
+
+    def load(self, call_sid: str) -> CallState | None:
+        """The stored state, or None if there is none or it cannot be read."""
+        with dependency_errors("call state load"):
+            blob = self._client.get(self._key(call_sid))
+        if blob is None:
+            return None
+        state = _decode(blob)
+        if state is None or state.call_sid != call_sid:
+            # A corrupt blob must not crash a webhook: the caller is then treated like an
+            # unknown call (routed to an agent), and the key expires on its own.
+            log.warning("stored call state for %s is unreadable; treating it as missing", call_sid)
+            return None
+        return state
+
+    def create(self, state: CallState) -> bool:
+        """Store a new call's state; False if the CallSid already exists (Twilio retry)."""
+        with dependency_errors("call state create"):
+            created = self._client.set(
+                self._key(state.call_sid), _encode(state), nx=True, ex=self._ttl_s
+            )
+        return bool(created)
+
+    def save(self, state: CallState, expected_seq: int) -> bool:
+        """Replace the state only if the stored one has ``seq == expected_seq``.
+
+        Atomic in one script, so two racing or replayed webhooks for the same step
+        cannot both win. False on conflict, or if the state is missing or unreadable.
+        """
+        args = (_encode(state), expected_seq, self._ttl_s)
+        with dependency_errors("call state save"):
+            written = self._save(keys=[self._key(state.call_sid)], args=args)
+        return bool(written)
+
+    def expire(self, call_sid: str, ttl_s: int) -> None:
+        """Let the call's state and status expire in ``ttl_s`` seconds (e.g. once it ended)."""
+        with dependency_errors("call state expire"):
+            pipe = self._client.pipeline(transaction=True)  # one slot: safe on a cluster
+            pipe.expire(self._key(call_sid), ttl_s)
+            pipe.expire(self._status_key(call_sid), ttl_s)
+            pipe.execute()
+
+    def set_status(self, call_sid: str, status: str) -> None:
+        """Remember Twilio's CallStatus (``ringing``, ``completed`` …) beside the state."""
+        with dependency_errors("call status save"):
+            self._client.set(self._status_key(call_sid), status.encode(), ex=self._ttl_s)
+
+    def status(self, call_sid: str) -> str | None:
+        """The last CallStatus reported for the call, if any."""
+        with dependency_errors("call status load"):
+            value = self._client.get(self._status_key(call_sid))
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return value
+
+    def _key(self, call_sid: str) -> str:
+        return f"{self._prefix}:call:{{{call_sid}}}"
+
+    def _status_key(self, call_sid: str) -> str:
+        return f"{self._key(call_sid)}:status"
+
+
+def _encode(state: CallState) -> bytes:
+    return json.dumps(state.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _decode(blob: Any) -> CallState | None:
+    try:
+        data = json.loads(blob)
+        if not isinstance(data, dict):
+            return None
+        state = CallState.from_dict(data)
+    except (ValueError, TypeError):  # bad JSON or UTF-8, missing fields, unknown reason
+        return None
+    return state if _well_formed(state) else None
+
+
+def _well_formed(state: CallState) -> bool:
+    # from_dict does not check types; the fields the engine branches on must be right.
+    return (
+        isinstance(state.call_sid, str)
+        and isinstance(state.node, str)
+        and isinstance(state.language, str)
+        and isinstance(state.seq, int)
+        and not isinstance(state.seq, bool)
+    )

@@ -1,0 +1,67 @@
+"""Redis connections tuned for webhooks, plus helpers shared by the Redis stores.
+
+Twilio gives a webhook 15 s and the caller hears silence meanwhile, so a stuck Redis
+must cost a fraction of a second, after which the caller is routed to an agent as not
+identified (SPEC §6). Hence short socket timeouts, no retries (a retried EVALSHA could
+also count one PIN attempt twice) and a bounded pool that waits only as long as a
+socket would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+
+import redis
+from redis.backoff import NoBackoff
+from redis.commands.core import Script
+from redis.retry import Retry
+
+from ivr.config import RedisSettings
+from ivr.exceptions import ConfigError, DependencyError
+
+# Enough for a gunicorn worker's threads plus the SSE feeds; beyond that a request waits
+# for a free connection at most socket_timeout_s instead of opening ever more sockets.
+MAX_CONNECTIONS = 50
+# A pooled connection idle for longer is PINGed before use, so a half-open socket (NAT or
+# load balancer dropped it) fails fast instead of eating a caller's request.
+HEALTH_CHECK_INTERVAL_S = 30
+
+
+def connect(settings: RedisSettings, url: str | None = None) -> redis.Redis:
+    """A client for ``url`` (default ``settings.url``) that never blocks a webhook long."""
+    target = url or settings.url
+    if not target:
+        raise ConfigError("config: [redis] url is not set")
+    timeout = settings.socket_timeout_s
+    pool = redis.BlockingConnectionPool.from_url(
+        target,
+        max_connections=MAX_CONNECTIONS,
+        timeout=timeout,  # wait for a free pooled connection
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=HEALTH_CHECK_INTERVAL_S,
+        retry=Retry(NoBackoff(), 0),
+        decode_responses=False,
+    )
+    return redis.Redis(connection_pool=pool)
+
+
+@contextmanager
+def dependency_errors(operation: str) -> Iterator[None]:
+    """Turn any Redis failure inside the block into :class:`DependencyError`.
+
+    The message names only the operation and the error type: never a key, a URL (it may
+    carry a password) or a value.
+    """
+    try:
+        yield
+    except (redis.RedisError, OSError) as exc:
+        raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
+
+
+def load_script(client: redis.Redis, name: str) -> Script:
+    """Register the Lua script ``ivr/store/<name>`` (no I/O: it is sent on first use)."""
+    source = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+    return client.register_script(source)
