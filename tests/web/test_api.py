@@ -1,0 +1,102 @@
+"""``GET /api/calls/<CallSid>``: the screen-pop JSON behind a bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import ACCOUNTS, API_TOKEN, SINGLE_OWNER
+from tests.twilio_phone import Call
+
+Phone = Callable[..., Call]
+AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
+FIELDS = {
+    "call_sid", "caller", "identified", "reason", "topic", "language", "customer_number",
+    "name", "claimed_customer_number", "attempts", "verified_at",
+}  # fmt: skip
+
+
+def test_identified_call_screen_pop(client: FlaskClient, phone: Phone) -> None:
+    """An identified call shows every SPEC §4 field, with the account, never the PIN."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk("1", ACCOUNTS[0][3])
+    response = client.get(f"/api/calls/{call.call_sid}", headers=AUTH)
+    assert response.status_code == 200
+    body = response.get_json()
+    assert set(body) >= FIELDS
+    assert body["identified"] is True and body["reason"] == "verified"
+    assert body["caller"] == SINGLE_OWNER and body["customer_number"] == "200001"
+    assert body["name"] == "Anna Alpha" and body["routed"] is True
+    assert ACCOUNTS[0][3] not in response.get_data(as_text=True)
+
+
+def test_call_in_progress_is_not_identified(client: FlaskClient, phone: Phone) -> None:
+    """While the caller is still in the IVR the screen-pop says not identified, not routed."""
+    call = phone()
+    call.start()
+    body = client.get(f"/api/calls/{call.call_sid}", headers=AUTH).get_json()
+    assert body["identified"] is False and body["routed"] is False and body["reason"] is None
+
+
+def test_not_identified_carries_only_the_claimed_number(client: FlaskClient, phone: Phone) -> None:
+    """A not-identified call shows the claimed customer number and nothing of the account."""
+    call = phone(caller="anonymous")
+    call.walk("1", "200002#", "000000", "000000", "000000")
+    body = client.get(f"/api/calls/{call.call_sid}", headers=AUTH).get_json()
+    assert body["identified"] is False and body["reason"] == "wrong_pin"
+    assert body["claimed_customer_number"] == "200002"
+    assert body["customer_number"] is None and body["name"] is None
+    assert body["caller"] is None
+
+
+def test_status_callback_shows_in_api(client: FlaskClient, phone: Phone) -> None:
+    """The status callback's CallStatus appears as call_status."""
+    call = phone()
+    call.start()
+    call.hang_up()
+    body = client.get(f"/api/calls/{call.call_sid}", headers=AUTH).get_json()
+    assert body["call_status"] == "completed"
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 401),
+        ({"Authorization": "Basic abc"}, 401),
+        ({"Authorization": "Bearer "}, 401),
+        ({"Authorization": "Bearer wrong-token-0123456789"}, 403),
+    ],
+)
+def test_api_requires_the_token(
+    client: FlaskClient, phone: Phone, headers: dict[str, str], status: int
+) -> None:
+    """Without the right bearer token the API answers 401/403 and no screen-pop."""
+    call = phone()
+    call.start()
+    response = client.get(f"/api/calls/{call.call_sid}", headers=headers)
+    assert response.status_code == status
+    assert "identified" not in response.get_data(as_text=True)
+
+
+def test_unknown_call_is_404(client: FlaskClient) -> None:
+    """An unknown CallSid is 404."""
+    assert client.get("/api/calls/CA" + "0" * 32, headers=AUTH).status_code == 404
+
+
+@pytest.mark.parametrize("overrides", [{"api": {"token": ""}}])
+def test_api_without_configured_token_refuses_everyone(client: FlaskClient) -> None:
+    """With no [api] token configured, no bearer token opens the API."""
+    response = client.get("/api/calls/CA" + "0" * 32, headers={"Authorization": "Bearer x"})
+    assert response.status_code == 403
+
+
+def test_health_and_readiness(client: FlaskClient) -> None:
+    """/healthz answers; /readyz reports Redis, the PIN store and the failure rate."""
+    assert client.get("/healthz").status_code == 200
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    checks = ready.get_json()["checks"]
+    assert checks["redis"] == "ok" and checks["pin_store"] == "ok"
+    assert checks["pin_failures_last_minute"] == 0 and checks["pin_failure_alert"] is False

@@ -1,0 +1,155 @@
+"""SPEC §6: whatever fails, the caller hears valid TwiML and reaches an agent, fast.
+
+These tests own their Redis server so they can stop it or freeze it mid-call.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from flask.testing import FlaskClient
+
+from ivr.services import Services
+from tests.conftest import ACCOUNTS, SINGLE_OWNER
+from tests.redis_server import RedisProcess
+from tests.twilio_phone import Call, Twiml, parse_task
+
+Phone = Callable[..., Call]
+PIN_ANNA = ACCOUNTS[0][3]
+# Twilio waits 15 s; a stuck dependency must not get anywhere near that.
+HANG_BOUND_S = 2.0
+
+
+@pytest.fixture
+def own_redis() -> Iterator[RedisProcess]:
+    """A Redis server for this test alone."""
+    server = RedisProcess()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(own_redis: RedisProcess) -> str:
+    """Point the app at the test's own Redis."""
+    return own_redis.url
+
+
+@pytest.fixture
+def redis_client(own_redis: RedisProcess) -> Iterator[redis.Redis]:
+    """A client on the test's own Redis; nothing to clean up, the server goes away."""
+    client = redis.Redis.from_url(own_redis.url, socket_timeout=2)
+    yield client
+    client.close()
+
+
+def assert_unavailable(twiml: Twiml) -> None:
+    assert twiml.status == 200
+    task = parse_task(twiml)
+    assert task["identified"] is False and task["reason"] == "unavailable"
+
+
+def timed(action: Callable[[], Twiml]) -> Twiml:
+    started = time.monotonic()
+    result = action()
+    assert time.monotonic() - started < HANG_BOUND_S
+    return result
+
+
+def test_redis_stopped_mid_call_routes_unavailable(phone: Phone, own_redis: RedisProcess) -> None:
+    """Redis dying between steps still gets the caller to an agent, not identified."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk("1")
+    own_redis.stop()
+    assert_unavailable(timed(lambda: call.press(PIN_ANNA)))
+
+
+def test_redis_hung_mid_call_answers_fast(phone: Phone, own_redis: RedisProcess) -> None:
+    """A frozen Redis (accepting, never answering) costs a socket timeout, not the call."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk("1")
+    own_redis.pause()
+    try:
+        assert_unavailable(timed(lambda: call.press(PIN_ANNA)))
+    finally:
+        own_redis.resume()
+
+
+def test_redis_down_at_call_start(phone: Phone, own_redis: RedisProcess) -> None:
+    """A call arriving while Redis is down is routed at once as unavailable."""
+    own_redis.stop()
+    assert_unavailable(timed(lambda: phone().start()))
+
+
+def test_redis_hung_at_status_callback(
+    phone: Phone, own_redis: RedisProcess, client: FlaskClient
+) -> None:
+    """The status callback answers 204 even when Redis hangs."""
+    call = phone()
+    call.start()
+    own_redis.pause()
+    try:
+        started = time.monotonic()
+        assert call.hang_up().status_code == 204
+        assert time.monotonic() - started < HANG_BOUND_S
+    finally:
+        own_redis.resume()
+
+
+def test_pin_store_down_routes_unavailable(
+    phone: Phone, services: Services, tmp_path: Path
+) -> None:
+    """A PIN store that stops answering mid-call routes the caller as unavailable."""
+    call = phone(caller=SINGLE_OWNER)
+    call.start()
+    services.pins.close()  # drop pooled connections to the old file
+    (tmp_path / "pins.sqlite3").unlink()
+    (tmp_path / "pins.sqlite3").mkdir()  # a directory: SQLite cannot open it
+    assert_unavailable(timed(lambda: call.press("1")))
+
+
+def test_unknown_call_sid_on_step(phone: Phone) -> None:
+    """A step for a CallSid the IVR never saw routes the caller as unavailable."""
+    first = phone()
+    first.start()
+    stranger = phone()
+    stranger.last = first.last
+    assert_unavailable(stranger.press("1"))
+
+
+def test_replayed_step_routes_unavailable(phone: Phone) -> None:
+    """Replaying an answered step is refused and the call is marked not identified."""
+    call = phone(caller=SINGLE_OWNER)
+    call.start()
+    menu = call.last
+    call.press("1")
+    call.last = menu
+    assert_unavailable(call.press("1"))
+
+
+def test_replayed_pin_after_identification_downgrades(phone: Phone) -> None:
+    """A replay after the call was routed identified cannot keep or gain identification."""
+    call = phone(caller=SINGLE_OWNER)
+    pin_prompt = call.walk("1")
+    assert parse_task(call.press(PIN_ANNA))["identified"] is True
+    call.last = pin_prompt
+    assert_unavailable(call.press(PIN_ANNA))
+
+
+def test_replayed_call_start(phone: Phone) -> None:
+    """The same CallSid posted to /voice twice is not treated as a new call."""
+    call = phone()
+    call.start()
+    assert_unavailable(call.start())
+
+
+def test_fallback_url_routes_unavailable(phone: Phone) -> None:
+    """Twilio's fallback URL hands the caller to an agent as not identified."""
+    call = phone()
+    call.start()
+    response = call.post("/voice/fallback", call.params(ErrorCode="11200"))
+    assert_unavailable(Twiml.parse(response))
