@@ -55,8 +55,8 @@ token = "{secrets.token_hex(24)}"
 """
 
 
-def dev_settings(config_path: str | None) -> Settings:
-    """Settings from ``config_path`` or the generated ``.ivr-dev/config.toml``."""
+def dev_config_path(config_path: str | None) -> str:
+    """``config_path``, or the generated ``.ivr-dev/config.toml`` (written on first use)."""
     if config_path is None:
         DEV_DIR.mkdir(exist_ok=True)
         generated = DEV_DIR / "config.toml"
@@ -64,7 +64,7 @@ def dev_settings(config_path: str | None) -> Settings:
             generated.write_text(dev_config_text(DEV_DIR), encoding="utf-8")
             generated.chmod(0o600)
         config_path = str(generated)
-    return config.load(config_path)
+    return config_path
 
 
 def seed_demo_accounts(services: Services) -> None:
@@ -76,7 +76,7 @@ def seed_demo_accounts(services: Services) -> None:
     services.pins.upsert_many(rows)
 
 
-def banner(settings: Settings, port: int, redis_note: str) -> str:
+def banner(settings: Settings, port: int, redis_note: str, config_path: str) -> str:
     """What to paste into the Twilio console, and how to try the demo accounts."""
     base = settings.server.public_base_url.rstrip("/") or f"http://127.0.0.1:{port}"
     lines = [
@@ -98,7 +98,8 @@ def banner(settings: Settings, port: int, redis_note: str) -> str:
         lines.append(f"  {cn}  {name:<17} {', '.join(phones):<27} PIN {pin}")
     lines += [
         "",
-        "Screen-pop API: GET /api/calls/<CallSid> with Authorization: Bearer <[api] token>",
+        "Screen-pop API: GET /api/calls/<CallSid>, Authorization: Bearer <[api] token>",
+        f"Config: {config_path}  (export IVR_CONFIG={config_path} for other ivr commands)",
     ]
     return "\n".join(lines)
 
@@ -119,7 +120,8 @@ def dev(config_path: str | None, port: int, host: str) -> None:
     redis_proc: RedisProcess | None = None
     services: Services | None = None
     try:
-        settings = dev_settings(config_path)
+        config_path = dev_config_path(config_path)
+        settings = config.load(config_path)
         redis_note = f"Redis {settings.redis.url}"
         if not settings.redis.url:
             redis_proc = RedisProcess()
@@ -130,7 +132,7 @@ def dev(config_path: str | None, port: int, host: str) -> None:
         services = build(settings)
         seed_demo_accounts(services)
         app = create_app(settings, services)
-        click.echo(banner(settings, port, redis_note))
+        click.echo(banner(settings, port, redis_note, config_path))
         run_simple(host, port, app, threaded=True, use_reloader=False)
     except (IVRError, OSError, RuntimeError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -1,0 +1,138 @@
+"""``ivr dev`` runs the whole service from nothing and shuts everything down on Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import tomllib
+import urllib.error
+import urllib.request
+import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+import pytest
+
+from tests.redis_server import free_port
+from tests.twilio_phone import sign
+
+
+@dataclass
+class DevServer:
+    proc: subprocess.Popen[str]
+    base: str
+    cwd: Path
+    output: str = ""
+
+    def auth_token(self) -> str:
+        conf = tomllib.loads((self.cwd / ".ivr-dev" / "config.toml").read_text())
+        return str(conf["twilio"]["auth_token"])
+
+    def post(self, path: str, params: dict[str, str]) -> ET.Element:
+        url = self.base + path
+        request = urllib.request.Request(
+            url,
+            data=urlencode(params).encode(),
+            headers={"X-Twilio-Signature": sign(self.auth_token(), url, params)},
+        )
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return ET.fromstring(response.read())
+
+    def stop(self) -> int:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=15)
+        self.output += out
+        return self.proc.returncode
+
+
+def start_dev(cwd: Path) -> DevServer:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+    ivr = Path(sys.executable).with_name("ivr")
+    proc = subprocess.Popen(
+        [str(ivr), "dev", "--port", str(port)],
+        cwd=cwd, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    server = DevServer(proc, f"http://127.0.0.1:{port}", cwd)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(proc.communicate()[0])
+        try:
+            with urllib.request.urlopen(server.base + "/readyz", timeout=1):
+                return server
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    server.stop()
+    raise RuntimeError("ivr dev did not become ready: " + server.output)
+
+
+@pytest.fixture
+def dev_server(tmp_path: Path) -> Iterator[DevServer]:
+    """`ivr dev` started in an empty directory with no configuration at all."""
+    server = start_dev(tmp_path)
+    yield server
+    if server.proc.poll() is None:
+        server.stop()
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_dev_identifies_a_demo_caller_and_cleans_up(dev_server: DevServer) -> None:
+    """From an empty directory `ivr dev` serves a signed call through to an identified
+    route with a demo account, and Ctrl-C stops the app and its embedded Redis."""
+    params = {"CallSid": "CA" + "d" * 32, "From": "+4930901820"}
+    twiml = dev_server.post("/voice", params)
+    for digits in ("1", "246810"):
+        gather = twiml.find("Gather")
+        assert gather is not None
+        twiml = dev_server.post(gather.get("action", ""), {**params, "Digits": digits})
+    assert '"identified":true' in (twiml.findtext("Enqueue/Task") or "") or (
+        twiml.find("Dial") is not None
+    )
+    assert dev_server.stop() == 0
+    output = dev_server.output
+    match = re.search(r"embedded Redis on port (\d+)", output)
+    assert match, output
+    assert not port_open(int(match.group(1)))
+    assert "246810" in output and "/voice/fallback" in output
+    assert "Traceback" not in output
+
+
+def test_dev_reuses_its_config_between_runs(tmp_path: Path) -> None:
+    """A second `ivr dev` keeps the generated secrets, so demo PINs still verify."""
+    first = start_dev(tmp_path)
+    token = first.auth_token()
+    assert first.stop() == 0
+    second = start_dev(tmp_path)
+    try:
+        assert second.auth_token() == token
+        root = second.post("/voice", {"CallSid": "CA" + "e" * 32, "From": "+4930901820"})
+        assert root.find("Gather") is not None
+    finally:
+        assert second.stop() == 0
+
+
+def test_dev_reports_bad_config_in_one_line(tmp_path: Path) -> None:
+    """A broken config file is one error line and a non-zero exit, no traceback."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[routing]\nmode = 'fax'\n")
+    ivr = Path(sys.executable).with_name("ivr")
+    result = subprocess.run(
+        [str(ivr), "--config", str(bad), "dev", "--port", str(free_port())],
+        cwd=tmp_path, capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert result.returncode != 0
+    assert result.stderr.startswith("error: ") and "[" in result.stderr
+    assert "Traceback" not in result.stderr
