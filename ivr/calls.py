@@ -29,6 +29,7 @@ from ivr.flow.state import (
     Step,
     VerifyPin,
 )
+from ivr.observers import Observers, PinAttempt
 from ivr.store.calls import CallStore
 from ivr.store.pins import PinStore
 from ivr.verification import Verifier
@@ -55,6 +56,7 @@ class CallService:
     calls: CallStore
     pins: PinStore
     verifier: Verifier
+    observers: Observers = Observers()
     clock: Clock = utc_now
 
     def start(self, call_sid: str, caller: str | None) -> tuple[Action, ...]:
@@ -66,6 +68,7 @@ class CallService:
         try:
             if self.calls.create(step.state):
                 self._log(step.state, "start")
+                self.observers.call_changed(step.state, None)
                 return step.actions
             existing = self.calls.load(call_sid)
         except DependencyError as exc:
@@ -107,6 +110,7 @@ class CallService:
     def status(self, call_sid: str, call_status: str) -> None:
         """Record Twilio's status callback; raises DependencyError when Redis is down."""
         self.calls.set_status(call_sid, call_status)
+        self.observers.call_status(call_sid, call_status)
 
     def screen_pop(self, call_sid: str) -> CallState | None:
         """The stored state of ``call_sid`` (DependencyError when Redis is down)."""
@@ -138,7 +142,13 @@ class CallService:
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
         if isinstance(need, VerifyPin):
             outcome = self.verifier.verify(need, state.call_sid)
-            return PinChecked(outcome.verdict, _iso(self.clock()), outcome.name)
+            now = _iso(self.clock())
+            attempt = PinAttempt(
+                state.call_sid, need.customer_number, need.caller, outcome.verdict,
+                outcome.locked_now, now,
+            )  # fmt: skip
+            self.observers.pin_attempted(attempt)
+            return PinChecked(outcome.verdict, now, outcome.name)
         raise TypeError(f"unknown need {need!r}")  # pragma: no cover
 
     def _finish(self, loaded: CallState, step: Step) -> tuple[Action, ...]:
@@ -155,6 +165,7 @@ class CallService:
             log.warning("call=%s concurrent step refused", new.call_sid)
             return self._unavailable(None, new.call_sid, new.caller, new.language, None)
         self._log(new, loaded.node)
+        self.observers.call_changed(new, loaded)
         return step.actions
 
     def _unavailable(

@@ -2,7 +2,7 @@
 
     IVRError
     ├── ConfigError        a setting is missing or wrong; the message names the key
-    ├── FlowError          a flow file is invalid; the message names the node or prompt
+    ├── FlowError          a flow file is invalid; ``problems`` lists each, naming node or prompt
     ├── ImportRowError     a row of an accounts CSV is invalid; carries the line number
     ├── AccountNotFound    a CLI command named a customer number that does not exist
     └── DependencyError    Redis or the PIN store did not answer in time
@@ -12,6 +12,8 @@ as not identified (reason ``unavailable``); the CLI prints the message on one li
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class IVRError(Exception):
@@ -23,7 +25,13 @@ class ConfigError(IVRError):
 
 
 class FlowError(IVRError):
-    """A flow definition is invalid."""
+    """A flow definition is invalid; ``problems`` lists every problem, one per line."""
+
+    def __init__(self, problems: Sequence[str] | str) -> None:
+        self.problems: tuple[str, ...] = (
+            (problems,) if isinstance(problems, str) else tuple(problems)
+        )
+        super().__init__("\n".join(self.problems))
 
 
 class ImportRowError(IVRError):

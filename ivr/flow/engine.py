@@ -14,10 +14,10 @@ from collections.abc import Sequence
 from dataclasses import replace
 
 from ivr.flow.actions import Action, Gather, Hangup, Reason, Route
-from ivr.flow.model import (
+from ivr.flow.model import Flow
+from ivr.flow.nodes import (
     CallerLookupNode,
     CustomerNumberNode,
-    Flow,
     MenuNode,
     Node,
     PinNode,

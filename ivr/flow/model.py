@@ -5,14 +5,16 @@ A flow file has ``[flow]`` settings, ``[nodes.<name>]`` tables (``type`` = ``men
 texts and optional ``[voices]``. :func:`parse_flow` collects *every* problem and raises
 :class:`InvalidFlow` listing them, each prefixed with the file and naming the node, key
 or language, so ``ivr flow check`` can print them all.
+
+The node types live in :mod:`ivr.flow.nodes` and the cross-reference checks in
+:mod:`ivr.flow.checks`; the node types are re-exported here.
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from collections import deque
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -20,11 +22,41 @@ from typing import Any
 
 from ivr.exceptions import FlowError
 from ivr.flow.actions import Reason, Say
+from ivr.flow.checks import (
+    check_edge,
+    check_languages,
+    check_reachable,
+    check_roots,
+    edges,
+    prompt_refs,
+)
+from ivr.flow.nodes import (
+    CallerLookupNode,
+    CustomerNumberNode,
+    MenuKey,
+    MenuNode,
+    Node,
+    PinNode,
+    RouteNode,
+)
 from ivr.flow.prompts import Prompts, check_prompt_refs, parse_voices, render_prompts
+
+__all__ = [
+    "CallerLookupNode",
+    "CustomerNumberNode",
+    "Flow",
+    "InvalidFlow",
+    "MenuKey",
+    "MenuNode",
+    "Node",
+    "PinNode",
+    "RouteNode",
+    "load_flow",
+    "parse_flow",
+]
 
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _MENU_KEY = re.compile(r"[0-9*#]")
-_EDGE_FIELDS = ("single", "other", "next", "verified", "failed", "locked")
 _TOP = frozenset({"flow", "nodes", "prompts", "voices"})
 _ROOTS = ("start", "unavailable", "no_input")
 _HEAD_STRINGS = frozenset({*_ROOTS, "default_language", "no_input_prompt", "invalid_prompt"})
@@ -32,74 +64,8 @@ _HEAD_INTS = {"max_reprompts": 0, "gather_timeout_s": 1}
 
 
 class InvalidFlow(FlowError):
-    """A flow failed validation; ``problems`` lists every problem found, one per line."""
+    """A flow file failed to load or validate; ``problems`` lists every problem found."""
 
-    def __init__(self, problems: Sequence[str]) -> None:
-        self.problems = tuple(problems)
-        super().__init__("\n".join(self.problems))
-
-
-@dataclass(frozen=True)
-class MenuKey:
-    """One key of a menu: go to ``goto``, maybe setting the topic or switching language."""
-
-    goto: str
-    topic: str | None = None
-    language: str | None = None
-
-
-@dataclass(frozen=True)
-class MenuNode:
-    """One-digit choice; ``intro`` is spoken only when the menu is entered from elsewhere."""
-
-    name: str
-    prompt: str
-    keys: Mapping[str, MenuKey]
-    intro: str | None = None
-
-
-@dataclass(frozen=True)
-class CallerLookupNode:
-    """Asks for the caller's accounts: ``single`` when exactly one, else ``other``."""
-
-    name: str
-    single: str
-    other: str
-
-
-@dataclass(frozen=True)
-class CustomerNumberNode:
-    """Collects a customer number of up to ``max_digits`` digits, ended with ``#``."""
-
-    name: str
-    prompt: str
-    next: str
-    max_digits: int = 12
-
-
-@dataclass(frozen=True)
-class PinNode:
-    """Collects the Service-PIN and branches on the verdict (all targets are route nodes)."""
-
-    name: str
-    prompt: str
-    retry_prompt: str
-    verified: str
-    failed: str
-    locked: str
-
-
-@dataclass(frozen=True)
-class RouteNode:
-    """Hands the call to an agent with ``reason``; ``after`` is spoken if that ends."""
-
-    name: str
-    reason: Reason
-    prompt: str | None = None
-    after: str | None = None
-
-
-Node = MenuNode | CallerLookupNode | CustomerNumberNode | PinNode | RouteNode
 
 _STRINGS: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     # type -> (required string fields, optional string fields)
@@ -170,16 +136,16 @@ def parse_flow(
     prompts = render_prompts(data.get("prompts"), languages, values, out)
     voices = parse_voices(data.get("voices"), languages, out)
     roots = {key: head[key] for key in _ROOTS}
-    _check_roots(roots, raw_nodes, nodes, out)
+    check_roots(roots, raw_nodes, nodes, out)
     for name, raw in raw_nodes.items():
-        for label, target in _edges(raw):
-            _check_edge(name, label, target, raw_nodes, nodes, out)
-    _check_languages(nodes, languages, out)
+        for label, target in edges(raw):
+            check_edge(name, label, target, raw_nodes, nodes, out)
+    check_languages(nodes, languages, out)
     refs = [(f"[flow] {key}", head[key]) for key in ("no_input_prompt", "invalid_prompt")]
     for node in nodes.values():
-        refs += [(f"node '{node.name}' {field}", key) for field, key in _prompt_refs(node)]
+        refs += [(f"node '{node.name}' {field}", key) for field, key in prompt_refs(node)]
     check_prompt_refs(refs, prompts, out)
-    _check_reachable(roots, raw_nodes, out)
+    check_reachable(roots, raw_nodes, out)
     if out:
         raise InvalidFlow([f"{source}: {problem}" for problem in out])
     return Flow(
@@ -322,104 +288,3 @@ def _menu_keys(raw: Any, where: str, out: list[str]) -> Mapping[str, MenuKey] | 
         if goto is not None:
             keys[digit] = MenuKey(goto, opt.get("topic"), opt.get("language"))
     return MappingProxyType(keys)
-
-
-# --- cross-references ---------------------------------------------------------------------
-
-
-def _edges(raw: Any) -> Iterator[tuple[str, str]]:
-    """(label, target) of every transition written in a raw node table."""
-    if not isinstance(raw, Mapping):
-        return
-    for field in _EDGE_FIELDS:
-        if isinstance(raw.get(field), str):
-            yield field, raw[field]
-    keys = raw.get("keys")
-    if isinstance(keys, Mapping):
-        for digit, spec in keys.items():
-            if isinstance(spec, Mapping) and isinstance(spec.get("goto"), str):
-                yield f"key '{digit}'", spec["goto"]
-
-
-def _check_roots(
-    names: Mapping[str, str | None],
-    raw_nodes: Mapping[str, Any],
-    nodes: Mapping[str, Node],
-    out: list[str],
-) -> None:
-    for key, target in names.items():
-        if target is None:
-            continue
-        if target not in raw_nodes:
-            out.append(f"[flow] {key} names unknown node '{target}'")
-        elif key != "start" and target in nodes and not isinstance(nodes[target], RouteNode):
-            out.append(f"[flow] {key} node '{target}' must be a route node")
-    node = nodes.get(names["unavailable"] or "")
-    if isinstance(node, RouteNode) and node.reason is not Reason.UNAVAILABLE:
-        out.append(f"[flow] unavailable node '{node.name}' must have reason 'unavailable'")
-
-
-def _check_edge(
-    name: str,
-    label: str,
-    target: str,
-    raw_nodes: Mapping[str, Any],
-    nodes: Mapping[str, Node],
-    out: list[str],
-) -> None:
-    source, node = nodes.get(name), nodes.get(target)
-    at = f"node '{name}' {label}"
-    if target not in raw_nodes:
-        out.append(f"{at} goes to unknown node '{target}'")
-    elif source is None or node is None:
-        return  # a broken node was reported already
-    elif isinstance(source, PinNode) and not isinstance(node, RouteNode):
-        out.append(f"{at} goes to '{target}', which is not a route node")
-    elif isinstance(source, PinNode) and label == "verified":
-        if isinstance(node, RouteNode) and node.reason is not Reason.VERIFIED:
-            out.append(f"{at} goes to route '{target}', whose reason is not 'verified'")
-    elif isinstance(node, RouteNode) and node.reason is Reason.VERIFIED:
-        out.append(f"{at} goes to verified route '{target}'; only a pin node's verified may")
-
-
-def _check_languages(nodes: Mapping[str, Node], languages: list[str], out: list[str]) -> None:
-    for node in nodes.values():
-        if not isinstance(node, MenuNode):
-            continue
-        for digit, key in node.keys.items():
-            if key.language is not None and languages and key.language not in languages:
-                out.append(
-                    f"node '{node.name}' key '{digit}' switches to undeclared "
-                    f"language '{key.language}'"
-                )
-
-
-def _prompt_refs(node: Node) -> Iterator[tuple[str, str | None]]:
-    if isinstance(node, MenuNode):
-        yield from (("intro", node.intro), ("prompt", node.prompt))
-    elif isinstance(node, CustomerNumberNode):
-        yield "prompt", node.prompt
-    elif isinstance(node, PinNode):
-        yield from (("prompt", node.prompt), ("retry_prompt", node.retry_prompt))
-    elif isinstance(node, RouteNode):
-        yield from (("prompt", node.prompt), ("after", node.after))
-
-
-def _check_reachable(
-    names: Mapping[str, str | None], raw_nodes: Mapping[str, Any], out: list[str]
-) -> None:
-    """Report nodes no root reaches; of a detached part, only the nodes nothing goes to."""
-    if names["start"] not in raw_nodes:
-        return
-    roots = [n for n in names.values() if n is not None and n in raw_nodes]
-    seen = set(roots)
-    queue = deque(roots)
-    while queue:
-        for _, target in _edges(raw_nodes[queue.popleft()]):
-            if target in raw_nodes and target not in seen:
-                seen.add(target)
-                queue.append(target)
-    lost = [name for name in raw_nodes if name not in seen]
-    targeted = {t for name in lost for _, t in _edges(raw_nodes[name]) if t != name}
-    for name in [n for n in lost if n not in targeted] or lost:
-        out.append(f"node '{name}' is unreachable from start '{names['start']}'")
