@@ -91,6 +91,36 @@ class ApiSettings:
 
 
 @dataclass(frozen=True)
+class ConsoleSettings:
+    # Signs the agent console's session cookie; at least 32 characters when agents exist.
+    secret_key: str = field(default="", repr=False)
+    # username -> password hash (werkzeug.security.generate_password_hash), never passwords.
+    agents: Mapping[str, str] = field(default_factory=dict, repr=False)
+    supervisors: tuple[str, ...] = ()
+    session_max_age_s: int = 8 * 3600
+
+
+@dataclass(frozen=True)
+class ScreenPopSettings:
+    # CRM webhook: POST the screen-pop JSON here (empty: no webhook).
+    webhook_url: str = ""
+    webhook_secret: str = field(default="", repr=False)
+    timeout_s: float = 5.0
+    max_retries: int = 5
+
+
+@dataclass(frozen=True)
+class NotifySettings:
+    # Sender for lockout SMS: an E.164 number or a Messaging Service SID (MG…); empty: off.
+    sms_from: str = ""
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    retention_days: int = 90
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
@@ -100,6 +130,10 @@ class Settings:
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
     routing: RoutingSettings = field(default_factory=RoutingSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    screen_pop: ScreenPopSettings = field(default_factory=ScreenPopSettings)
+    notify: NotifySettings = field(default_factory=NotifySettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def flow_path(self) -> Path:
         """The flow file; a relative path is looked up in the CWD, then the project."""
@@ -114,6 +148,8 @@ SECRET_ENV = {
     ("twilio", "account_sid"): "TWILIO_ACCOUNT_SID",
     ("pin_store", "pepper"): "IVR_PIN_PEPPER",
     ("api", "token"): "IVR_API_TOKEN",
+    ("console", "secret_key"): "IVR_CONSOLE_SECRET_KEY",
+    ("screen_pop", "webhook_secret"): "IVR_SCREEN_POP_WEBHOOK_SECRET",
 }
 
 
@@ -200,6 +236,11 @@ def _coerce(section: str, key: str, hint: Any, value: Any, *, from_env: bool) ->
         if not isinstance(value, str):
             raise ConfigError(f"config: {where} must be a string, got {value!r}")
         return value
+    if origin is tuple:
+        items = [v.strip() for v in value.split(",") if v.strip()] if from_env else value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+            raise ConfigError(f"config: {where} must be a list of strings")
+        return tuple(items)
     if origin in (Mapping, dict) or (isinstance(origin, type) and issubclass(origin, Mapping)):
         if from_env:
             raise ConfigError(f"config: {where} cannot be set from the environment")
@@ -221,7 +262,7 @@ def _positive(errors: list[str], section: str, obj: Any) -> None:
 def validate(s: Settings) -> None:
     """Raise ConfigError for the first inconsistent setting, naming its key."""
     errors: list[str] = []
-    for section in ("redis", "pin_store", "pin", "lockout"):
+    for section in ("redis", "pin_store", "pin", "lockout", "console", "screen_pop", "audit"):
         _positive(errors, section, getattr(s, section))
     url = s.server.public_base_url
     if url and not url.startswith(("http://", "https://")):
@@ -239,6 +280,7 @@ def validate(s: Settings) -> None:
     if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
         errors.append("[redis] url must start with redis://, rediss:// or unix://")
     errors.extend(_routing_errors(s.routing, s.server.default_region))
+    errors.extend(_side_channel_errors(s))
     if errors:
         raise ConfigError("config: " + errors[0])
 
@@ -255,3 +297,23 @@ def _routing_errors(r: RoutingSettings, region: str) -> list[str]:
     if r.mode == "number" and phone.normalize(r.number, region) is None:
         return ["[routing] number must be a valid phone number when mode = 'number'"]
     return []
+
+
+def _side_channel_errors(s: Settings) -> list[str]:
+    errors: list[str] = []
+    if s.console.agents and len(s.console.secret_key) < 32:
+        errors.append("[console] secret_key must be at least 32 characters when agents exist")
+    for name in s.console.supervisors:
+        if name not in s.console.agents:
+            errors.append(f"[console] supervisors names {name!r}, who is not in [console.agents]")
+    for name, hashed in s.console.agents.items():
+        if ":" not in hashed or "$" not in hashed:
+            errors.append(f"[console.agents] {name} must be a password hash, not a password")
+    hook = s.screen_pop
+    if hook.webhook_url and not hook.webhook_url.startswith(("http://", "https://")):
+        errors.append("[screen_pop] webhook_url must start with http:// or https://")
+    if hook.webhook_url and len(hook.webhook_secret) < 16:
+        errors.append("[screen_pop] webhook_secret (16+ characters) is required with webhook_url")
+    if s.notify.sms_from and not (s.twilio.account_sid and s.twilio.auth_token):
+        errors.append("[notify] sms_from needs [twilio] account_sid and auth_token")
+    return errors
