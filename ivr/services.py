@@ -13,6 +13,7 @@ import redis
 from ivr.calls import CallService
 from ivr.config import Settings
 from ivr.flow.model import Flow, load_flow
+from ivr.observers import CallObserver, Observers
 from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
@@ -58,5 +59,12 @@ def build(settings: Settings) -> Services:
     lockout = Lockout(client, settings.lockout, prefix)
     store = CallStore(client, settings.redis.call_ttl_s, prefix)
     verifier = Verifier(lockout=lockout, pins=pins, hasher=hasher)
-    service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier)
+    observers = Observers(tuple(make_observers(settings, client, pins)))
+    service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier, observers=observers)
     return Services(settings, flow, client, pins, hasher, lockout, service)
+
+
+def make_observers(settings: Settings, client: redis.Redis, pins: PinStore) -> list[CallObserver]:
+    """Everything that hears about calls: board events, background jobs, metrics."""
+    members: list[CallObserver] = []
+    return members

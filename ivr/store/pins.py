@@ -103,6 +103,11 @@ class PinStore:
         # HMAC and compare as known ones: timing must not reveal whether one exists.
         self._dummy = hasher.make("\x00no-such-account", "\x00")
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQL engine, for other stores that share the database (e.g. the audit log)."""
+        return self._engine
+
     @classmethod
     def from_url(cls, url: str, hasher: PinHasher, timeout_s: float = 1.0) -> PinStore:
         """Open the database at ``url`` with short timeouts and create missing tables."""
