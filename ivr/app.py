@@ -9,7 +9,8 @@ from flask import Flask
 from ivr import config
 from ivr.config import Settings
 from ivr.services import Services, build
-from ivr.web import api, health, voice
+from ivr.web import agent, api, health, voice
+from ivr.web import metrics as metrics_web
 from ivr.web.signature import SignatureChecker
 
 log = logging.getLogger("ivr")
@@ -34,4 +35,6 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.register_blueprint(voice.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    agent.init_app(app, services)
+    metrics_web.init_app(app, services)
     return app

@@ -6,13 +6,16 @@ CLI commands, and everything it creates is closed by :meth:`Services.close`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
+from ivr.board import board_observer
 from ivr.calls import CallService
 from ivr.config import Settings
 from ivr.flow.model import Flow, load_flow
+from ivr.jobs import JobEnqueuer, JobQueues
+from ivr.metrics import Metrics, MetricsObserver
 from ivr.observers import CallObserver, Observers
 from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
@@ -33,6 +36,7 @@ class Services:
     hasher: PinHasher
     lockout: Lockout
     calls: CallService
+    metrics: Metrics = field(default_factory=Metrics)
 
     def close(self) -> None:
         """Release pooled connections."""
@@ -59,12 +63,20 @@ def build(settings: Settings) -> Services:
     lockout = Lockout(client, settings.lockout, prefix)
     store = CallStore(client, settings.redis.call_ttl_s, prefix)
     verifier = Verifier(lockout=lockout, pins=pins, hasher=hasher)
-    observers = Observers(tuple(make_observers(settings, client, pins)))
+    metrics = Metrics()
+    observers = Observers(tuple(make_observers(settings, client, pins, metrics)))
     service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier, observers=observers)
-    return Services(settings, flow, client, pins, hasher, lockout, service)
+    return Services(settings, flow, client, pins, hasher, lockout, service, metrics=metrics)
 
 
-def make_observers(settings: Settings, client: redis.Redis, pins: PinStore) -> list[CallObserver]:
+def make_observers(
+    settings: Settings, client: redis.Redis, pins: PinStore, metrics: Metrics | None = None
+) -> list[CallObserver]:
     """Everything that hears about calls: board events, background jobs, metrics."""
     members: list[CallObserver] = []
+    if settings.console.agents:  # nobody reads the board while the console is off
+        members.append(board_observer(settings, client))
+    members.append(JobEnqueuer(settings, JobQueues(client)))
+    if metrics is not None:
+        members.append(MetricsObserver(metrics))
     return members

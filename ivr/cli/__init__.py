@@ -9,11 +9,16 @@ import click
 
 from ivr import config
 from ivr.cli.accounts import accounts
+from ivr.cli.audit import audit
+from ivr.cli.call import call
 from ivr.cli.dev import dev
+from ivr.cli.flow import flow
+from ivr.cli.worker import worker
 from ivr.exceptions import IVRError
 
-# Commands that build their own settings (dev fills in local defaults itself).
-SELF_CONFIGURED = frozenset({"dev"})
+# Commands that build their own settings (dev fills in local defaults itself; call uses
+# dev's config by default; flow needs no config at all).
+SELF_CONFIGURED = frozenset({"dev", "call", "flow"})
 
 
 @click.group()
@@ -44,6 +49,10 @@ def fail(message: str, status: int = 1) -> None:
 
 cli.add_command(accounts)
 cli.add_command(dev)
+cli.add_command(call)
+cli.add_command(flow)
+cli.add_command(worker)
+cli.add_command(audit)
 
 
 def main(argv: list[str] | None = None) -> Any:

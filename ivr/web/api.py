@@ -26,7 +26,11 @@ def _error(status: int, message: str) -> Response:
 def require_token() -> Response | None:
     """401 without credentials, 403 with wrong ones or when no token is configured."""
     services: Services = current_app.extensions["ivr"]
-    expected = services.settings.api.token
+    return bearer_error(services.settings.api.token)
+
+
+def bearer_error(expected: str) -> Response | None:
+    """The 401/403 answer unless the request carries ``Bearer <expected>``; else None."""
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():

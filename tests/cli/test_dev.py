@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import signal
@@ -20,6 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 
+from ivr.cli.dev_support import STEP_MESSAGE, StepFormatter
 from tests.redis_server import free_port
 from tests.twilio_phone import sign
 
@@ -68,7 +70,7 @@ def start_dev(cwd: Path) -> DevServer:
         try:
             with urllib.request.urlopen(server.base + "/readyz", timeout=1):
                 return server
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, or accepted but not answered yet: not ready
             time.sleep(0.1)
     server.stop()
     raise RuntimeError("ivr dev did not become ready: " + server.output)
@@ -108,6 +110,12 @@ def test_dev_identifies_a_demo_caller_and_cleans_up(dev_server: DevServer) -> No
     assert not port_open(int(match.group(1)))
     assert "246810" in output and "/voice/fallback" in output
     assert "Traceback" not in output
+    # Live log: one readable line per step, and the PIN only ever in the demo banner.
+    sid = params["CallSid"]
+    assert f"call {sid}  new call -> menu" in output
+    assert f"call {sid}  pin -> verified: to an agent, IDENTIFIED (reason verified" in output
+    assert output.count("246810") == 2  # the banner's table and its `ivr call` example
+    assert "POST /voice" not in output  # request lines would only repeat the steps
 
 
 def test_dev_reuses_its_config_between_runs(tmp_path: Path) -> None:
@@ -136,3 +144,65 @@ def test_dev_reports_bad_config_in_one_line(tmp_path: Path) -> None:
     assert result.returncode != 0
     assert result.stderr.startswith("error: ") and "[" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def process_table() -> dict[int, tuple[int, int, str]]:
+    """pid -> (parent pid, session id, command line) of every process (Linux /proc)."""
+    table: dict[int, tuple[int, int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        table[int(entry.name)] = (int(fields[1]), int(fields[3]), cmdline)
+    return table
+
+
+def test_dev_runs_the_worker_and_stops_it(dev_server: DevServer) -> None:
+    """`ivr dev` starts `ivr worker` as a child; Ctrl-C stops it and everything it forked."""
+    deadline = time.monotonic() + 20
+    workers: list[int] = []
+    while not workers and time.monotonic() < deadline:
+        workers = [pid for pid, (ppid, _, cmd) in process_table().items()
+                   if ppid == dev_server.proc.pid and cmd.endswith(" worker ")]  # fmt: skip
+        time.sleep(0.1)
+    assert len(workers) == 1, dev_server.output
+    assert dev_server.stop() == 0
+    left = [cmd for pid, (_, sid, cmd) in process_table().items() if workers[0] in (pid, sid)]
+    assert left == [], left
+
+
+def test_step_formatter_uses_only_the_step_fields() -> None:
+    """A step record becomes one readable line; any other record keeps the usual format."""
+    sid = "CA" + "0" * 32
+    args = (sid, "pin", "wrong_pin", True, False, "wrong_pin", 3)
+    record = logging.LogRecord("ivr.calls", logging.INFO, __file__, 1, STEP_MESSAGE, args, None)
+    line = StepFormatter().format(record)
+    assert line.endswith(
+        f"call {sid}  pin -> wrong_pin: to an agent, not identified (reason wrong_pin, "
+        "PIN attempts 3)"
+    )
+    other = logging.LogRecord("ivr.web", logging.WARNING, __file__, 1, "rejected %s", ("/v",), None)
+    assert StepFormatter().format(other).endswith("WARNING ivr.web: rejected /v")
+
+
+def test_dev_port_in_use_is_one_line_and_leaves_nothing(tmp_path: Path) -> None:
+    """A busy port is one error line naming --port; the embedded Redis is stopped again."""
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+        ivr = Path(sys.executable).with_name("ivr")
+        result = subprocess.run(
+            [str(ivr), "dev", "--port", str(port), "--no-worker"],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: cannot listen on 127.0.0.1:")
+    assert result.stderr.count("\n") == 1 and "--port" in result.stderr
+    assert not (tmp_path / ".ivr-dev" / "session.json").exists()

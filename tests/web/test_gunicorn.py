@@ -84,7 +84,7 @@ def wait_ready(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
         try:
             with urllib.request.urlopen(base + "/readyz", timeout=1):
                 return
-        except (urllib.error.URLError, ConnectionError):
+        except OSError:  # refused, reset or timed out while gunicorn loads the app
             time.sleep(0.1)
     raise RuntimeError("gunicorn did not become ready")
 

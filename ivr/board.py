@@ -1,0 +1,79 @@
+"""The call observer that feeds the agent console's live board through Redis.
+
+Every saved call change and every status callback becomes one event in the board
+stream (:mod:`ivr.store.events`); consoles tail it over server-sent events. The payload is
+the screen-pop (account details only when identified, never a PIN) plus where the call
+is: ``routed``, ``started_at``, Twilio's ``call_status`` and ``ended``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+
+from ivr.config import Settings
+from ivr.flow.state import CallState
+from ivr.observers import PinAttempt
+from ivr.store.calls import CallStore
+from ivr.store.events import EventStore
+
+# Twilio's final CallStatus values: such a call is off the board.
+ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+
+def board_payload(state: CallState, call_status: str | None) -> dict[str, object]:
+    """The event payload for ``state``: the screen-pop JSON plus where the call is."""
+    body = state.screen_pop().to_json()
+    body["routed"] = state.routed
+    body["started_at"] = state.started_at
+    body["call_status"] = call_status
+    body["ended"] = call_status in ENDED_STATUSES
+    return body
+
+
+def started_epoch(state: CallState, fallback: float) -> float:
+    """When the call started, as a Unix time (``fallback`` if unknown or unreadable)."""
+    try:
+        return datetime.fromisoformat(state.started_at or "").timestamp()
+    except ValueError:
+        return fallback
+
+
+@dataclass(frozen=True)
+class BoardObserver:
+    """Publishes each call change to the board stream (a cheap GET plus one script)."""
+
+    events: EventStore
+    calls: CallStore
+    clock: Callable[[], float] = time.time
+
+    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+        """A step was saved: publish the call as it is now."""
+        # Only a new call can skip the lookup: nobody has reported a status for it yet.
+        status = None if previous is None else self.calls.status(state.call_sid)
+        self._publish(state, status)
+
+    def pin_attempted(self, attempt: PinAttempt) -> None:
+        """Nothing to do: the state change saved right after it carries the outcome."""
+
+    def call_status(self, call_sid: str, status: str) -> None:
+        """Twilio reported a status: publish it (a final one takes the call off the board)."""
+        state = self.calls.load(call_sid)
+        if state is not None:  # an unknown call has nothing to show
+            self._publish(state, status)
+
+    def _publish(self, state: CallState, status: str | None) -> None:
+        now = self.clock()
+        payload = board_payload(state, status)
+        started = started_epoch(state, now)
+        self.events.publish(state.call_sid, payload, started, bool(payload["ended"]), now)
+
+
+def board_observer(settings: Settings, client: redis.Redis) -> BoardObserver:
+    """The board observer on ``client``, with keys and TTL from ``settings``."""
+    prefix, ttl = settings.redis.key_prefix, settings.redis.call_ttl_s
+    return BoardObserver(EventStore(client, ttl, prefix), CallStore(client, ttl, prefix))

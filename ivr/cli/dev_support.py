@@ -1,0 +1,192 @@
+"""What ``ivr dev`` writes and prints: its config, demo accounts, session file, banner, log.
+
+``.ivr-dev/session.json`` tells ``ivr call`` in the same directory where the running
+``ivr dev`` listens, which public URL it validates signatures against, and its config.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from ivr.config import Settings
+from ivr.services import Services
+from ivr.store.accounts_csv import ImportRow
+from ivr.twilio_number import OwnedNumber, service_settings
+
+DEV_DIR = Path(".ivr-dev")
+GENERATED_CONFIG = DEV_DIR / "config.toml"
+SESSION_FILE = DEV_DIR / "session.json"
+
+# Demo accounts (dev only): one number owned by one account, one shared by two.
+DEMO_ACCOUNTS = (
+    ("100001", "Erika Mustermann", ("+4930901820",), "246810"),
+    ("100002", "Max Mustermann", ("+4940123456", "+4989765432"), "135790"),
+    ("100003", "Jane Doe", ("+4940123456",), "112358"),
+)
+
+# The line ivr.calls logs per saved step (ivr/calls.py); its arguments carry no digits.
+STEP_MESSAGE = "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d"
+
+
+def dev_config_text(directory: Path) -> str:
+    """A fresh local config with random secrets."""
+    return f"""# Written by `ivr dev` for local use only. Delete it to start over.
+[twilio]
+# Replace with your Twilio auth token when real calls come in through a tunnel
+# (or export TWILIO_AUTH_TOKEN); `ivr call` signs with whatever is set here.
+auth_token = "{secrets.token_hex(16)}"
+
+[pin_store]
+url = "sqlite:///{(directory / "ivr.sqlite3").resolve()}"
+pepper = "{secrets.token_hex(32)}"
+
+[routing]
+mode = "number"
+number = "+4930901820"
+
+[api]
+token = "{secrets.token_hex(24)}"
+"""
+
+
+def dev_config_path(config_path: str | None) -> str:
+    """``config_path``, or the generated ``.ivr-dev/config.toml`` (written on first use)."""
+    if config_path is None:
+        DEV_DIR.mkdir(exist_ok=True)
+        if not GENERATED_CONFIG.exists():
+            GENERATED_CONFIG.write_text(dev_config_text(DEV_DIR), encoding="utf-8")
+            GENERATED_CONFIG.chmod(0o600)
+        config_path = str(GENERATED_CONFIG)
+    return config_path
+
+
+def uses_generated_token(config_path: str) -> bool:
+    """True when Twilio would be checked against the random token ``ivr dev`` made up."""
+    from_env = os.environ.get("TWILIO_AUTH_TOKEN") or os.environ.get("IVR_TWILIO_AUTH_TOKEN")
+    return Path(config_path) == GENERATED_CONFIG and not from_env
+
+
+def seed_demo_accounts(services: Services) -> None:
+    """Import the demo accounts into an empty PIN store."""
+    if services.pins.count() > 0:
+        return
+    rows = [ImportRow(i, cn, name, phones, pin) for i, (cn, name, phones, pin) in
+            enumerate(DEMO_ACCOUNTS, start=2)]  # fmt: skip
+    services.pins.upsert_many(rows)
+
+
+@dataclass(frozen=True)
+class DevSession:
+    """A running ``ivr dev``: where it listens, the public URL it validates, its config."""
+
+    url: str
+    public_base_url: str
+    config: str
+
+
+def write_session(session: DevSession) -> None:
+    DEV_DIR.mkdir(exist_ok=True)
+    SESSION_FILE.write_text(json.dumps(asdict(session)), encoding="utf-8")
+
+
+def read_session() -> DevSession | None:
+    """The ``ivr dev`` running in this directory, if it left its session file."""
+    try:
+        data: Any = json.loads(SESSION_FILE.read_text(encoding="utf-8"))
+        return DevSession(str(data["url"]), str(data["public_base_url"]), str(data["config"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def remove_session() -> None:
+    SESSION_FILE.unlink(missing_ok=True)
+
+
+def banner(
+    settings: Settings,
+    session: DevSession,
+    redis_note: str,
+    pointed: OwnedNumber | None,
+    generated_token: bool,
+) -> str:
+    """Where everything runs, what to paste into the Twilio console, how to try it."""
+    public = settings.server.public_base_url.rstrip("/")
+    urls = service_settings(public or session.url)
+    lines = [f"Service-PIN IVR running on {session.url}  ({redis_note})"]
+    if public:
+        lines.append(f"Public URL (signatures are validated against it): {public}")
+    lines.append("")
+    if pointed is not None:
+        old = pointed.voice
+        lines += [
+            f"Twilio number {pointed.phone_number} now points here (restored on exit):",
+            f"  voice URL        {urls.voice_url}  (was {old.voice_url or 'empty'})",
+            f"  status callback  {urls.status_callback}  (was {old.status_callback or 'empty'})",
+            f"  fallback URL     {urls.voice_fallback_url}"
+            f"  (was {old.voice_fallback_url or 'empty'})",
+        ]
+    else:
+        lines += [
+            "Twilio console > Phone Numbers > your number > Voice Configuration:",
+            f"  A call comes in         Webhook  {urls.voice_url}           HTTP POST",
+            f"  Primary handler fails   Webhook  {urls.voice_fallback_url}  HTTP POST",
+            f"  Call status changes              {urls.status_callback}    HTTP POST",
+        ]
+    if not public:
+        lines.append(
+            "  Twilio cannot reach this machine: run `ivr dev --ngrok` (or set [server] "
+            "public_base_url to your tunnel's https URL)."
+        )
+    if public and generated_token:
+        lines.append(
+            "  Twilio signs with your account's auth token: export TWILIO_AUTH_TOKEN=… "
+            "(or set [twilio] auth_token), or real calls get 403."
+        )
+    lines += ["", "Demo accounts (customer number, name, phones, Service-PIN):"]
+    for cn, name, phones, pin in DEMO_ACCOUNTS:
+        lines.append(f"  {cn}  {name:<17} {', '.join(phones):<27} PIN {pin}")
+    lines += [
+        "",
+        f'Try it without Twilio:  ivr call --keys "1,{DEMO_ACCOUNTS[0][3]}#"'
+        "  (or just `ivr call`, and type)",
+        "Screen-pop API: GET /api/calls/<CallSid>, Authorization: Bearer <[api] token>",
+        f"Config: {session.config}  (export IVR_CONFIG={session.config} for other ivr commands)",
+        "Live call log below; Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
+
+
+def describe_step(
+    call_sid: object,
+    came_from: object,
+    node: object,
+    routed: object,
+    identified: object,
+    reason: object,
+    attempts: object,
+) -> str:
+    """One call step as a person reads it: CallSid, step, outcome (never any digits)."""
+    where = f"call {call_sid}  {'new call' if came_from == 'start' else came_from} -> {node}"
+    if routed is True:
+        flag = "IDENTIFIED" if identified is True else "not identified"
+        return f"{where}: to an agent, {flag} (reason {reason}, PIN attempts {attempts})"
+    return where + (f"  (PIN attempts {attempts})" if attempts else "")
+
+
+class StepFormatter(logging.Formatter):
+    """Call steps rebuilt from the record's fields alone; other records as usual."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        args = record.args
+        if record.msg == STEP_MESSAGE and isinstance(args, tuple) and len(args) == 7:
+            return f"{self.formatTime(record, self.datefmt)} {describe_step(*args)}"
+        return super().format(record)

@@ -1,0 +1,188 @@
+"""Background work the web app hands to the RQ worker: CRM webhook, lockout SMS, audit.
+
+:class:`JobEnqueuer` is a call observer. It only enqueues (a Redis round trip); the
+worker in ``workers/`` does the slow part. Job arguments are JSON-able values — never a
+PIN — and each job gets an id derived from what it is about (call and event, attempt,
+lock), so enqueuing the same thing twice while the first job exists is refused by rq
+(``unique=True``) and a retried job can recognise work it already did.
+
+The web side names the job functions by dotted path instead of importing ``workers``:
+the app does not need the worker's HTTP and Twilio code loaded to enqueue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rq import Queue, Retry
+from rq.exceptions import DuplicateJobError
+from rq.serializers import JSONSerializer
+
+from ivr.config import Settings
+from ivr.flow.state import CallState
+from ivr.observers import PinAttempt
+
+log = logging.getLogger("ivr.jobs")
+
+QUEUE_CRM = "crm"
+QUEUE_NOTIFY = "notify"
+QUEUE_AUDIT = "audit"
+QUEUES = (QUEUE_CRM, QUEUE_NOTIFY, QUEUE_AUDIT)
+
+DELIVER_WEBHOOK = "workers.crm.deliver_webhook"
+NOTIFY_LOCKOUT = "workers.sms.notify_lockout"
+RECORD_ATTEMPT = "workers.audit.record_attempt"
+PURGE_AUDIT = "workers.audit.purge_audit"
+
+EVENT_ROUTED = "call.routed"
+EVENT_ENDED = "call.ended"
+# Twilio's final CallStatus values; the CRM hears about each call's end once.
+TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+
+# Every rq key gets a TTL. A queued job waits at most a week for a worker (a worker down
+# longer than that loses its backlog); a finished job is kept a day, which is also how
+# long unique=True refuses a duplicate; a failed one a week, for inspection and requeue.
+QUEUED_TTL_S = 7 * 86400
+RESULT_TTL_S = 86400
+FAILURE_TTL_S = 7 * 86400
+JOB_TIMEOUT_S = 60
+# Audit and SMS jobs only fail while the database or Twilio is down; the CRM webhook
+# uses [screen_pop] max_retries instead.
+JOB_RETRIES = 8
+# Retry n waits BACKOFF_BASE_S * BACKOFF_FACTOR**n seconds, capped: 10 s, 40 s, 160 s, …
+BACKOFF_BASE_S = 10
+BACKOFF_FACTOR = 4
+BACKOFF_CAP_S = 3600
+
+
+def backoff(retries: int, base_s: int = BACKOFF_BASE_S) -> list[int]:
+    """Seconds to wait before each of ``retries`` retries (exponential, capped)."""
+    return [min(base_s * BACKOFF_FACTOR**n, BACKOFF_CAP_S) for n in range(retries)]
+
+
+def job_id(kind: str, *parts: str) -> str:
+    """An rq job id for ``kind`` and ``parts`` (rq allows only letters, digits, - and _)."""
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:40]
+    return f"{kind}-{digest}"
+
+
+def utc_iso(moment: datetime) -> str:
+    """``moment`` as ISO 8601 in UTC with a ``Z``, to the second."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def routed_payload(state: CallState, at: datetime) -> dict[str, Any]:
+    """The CRM body when a call reaches an agent: the screen-pop plus the event name."""
+    return {"event": EVENT_ROUTED, "at": utc_iso(at), **state.screen_pop().to_json()}
+
+
+def ended_payload(call_sid: str, call_status: str, at: datetime) -> dict[str, Any]:
+    """The CRM body when Twilio reports a call's final status."""
+    return {
+        "event": EVENT_ENDED,
+        "at": utc_iso(at),
+        "call_sid": call_sid,
+        "call_status": call_status,
+    }
+
+
+@dataclass(frozen=True)
+class JobQueues:
+    """Enqueues jobs on the named rq queues with TTLs, retries and unique ids."""
+
+    client: redis.Redis
+    retry_base_s: int = BACKOFF_BASE_S
+
+    def queue(self, name: str) -> Queue:
+        """The rq queue ``name`` with the JSON serializer the worker expects."""
+        return Queue(name, connection=self.client, serializer=JSONSerializer)
+
+    def enqueue(self, queue: str, func: str, args: Sequence[Any], jid: str, retries: int) -> bool:
+        """Enqueue ``func(*args)`` as job ``jid``; False when that job already exists."""
+        retry = (
+            Retry(max=retries, interval=backoff(retries, self.retry_base_s)) if retries else None
+        )
+        target = self.queue(queue)
+        try:
+            target.enqueue_call(
+                func, args=list(args), job_id=jid, unique=True, retry=retry,
+                description=f"{func} {jid}",  # rq logs the description: no arguments
+                timeout=JOB_TIMEOUT_S, ttl=QUEUED_TTL_S, result_ttl=RESULT_TTL_S,
+                failure_ttl=FAILURE_TTL_S,
+            )  # fmt: skip
+        except DuplicateJobError:
+            log.info("job %s already enqueued", jid)
+            return False
+        # rq leaves its queue list and queue index without a TTL; every key written here
+        # gets one. Each enqueue pushes it out again, and an expired list only held jobs
+        # whose own keys had expired (QUEUED_TTL_S) as well.
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.expire(target.key, QUEUED_TTL_S)
+            pipe.expire(Queue.redis_queues_keys, QUEUED_TTL_S)
+            pipe.execute()
+        return True
+
+
+def _clock() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class JobEnqueuer:
+    """Call observer that turns call events into background jobs."""
+
+    settings: Settings
+    queues: JobQueues
+    clock: Callable[[], datetime] = field(default=_clock)
+
+    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+        """Enqueue the CRM webhook once, when the call is handed to an agent."""
+        if not self.settings.screen_pop.webhook_url:
+            return
+        if state.routed and (previous is None or not previous.routed):
+            self._crm(state.call_sid, EVENT_ROUTED, routed_payload(state, self.clock()))
+
+    def call_status(self, call_sid: str, status: str) -> None:
+        """Enqueue the CRM's final event when Twilio reports the call is over."""
+        if self.settings.screen_pop.webhook_url and status in TERMINAL_STATUSES:
+            self._crm(call_sid, EVENT_ENDED, ended_payload(call_sid, status, self.clock()))
+
+    def pin_attempted(self, attempt: PinAttempt) -> None:
+        """Audit every attempt; on the attempt that locked an account, notify its holder."""
+        attempt_id = uuid.uuid4().hex
+        self.queues.enqueue(
+            QUEUE_AUDIT, RECORD_ATTEMPT,
+            [attempt_id, attempt.call_sid, attempt.customer_number, attempt.caller,
+             attempt.verdict.value, attempt.at],
+            f"audit-{attempt_id}", JOB_RETRIES,
+        )  # fmt: skip
+        if attempt.locked_now and self.settings.notify.sms_from:
+            self._notify_lock(attempt.customer_number)
+
+    def _crm(self, call_sid: str, event: str, payload: Mapping[str, Any]) -> None:
+        self.queues.enqueue(
+            QUEUE_CRM, DELIVER_WEBHOOK, [call_sid, event, dict(payload)],
+            job_id("crm", call_sid, event), self.settings.screen_pop.max_retries,
+        )  # fmt: skip
+
+    def _notify_lock(self, customer_number: str) -> None:
+        # locked_now is reported once per lock by the lockout script; this marker (alive
+        # as long as the lock) also absorbs any second report for the same lock.
+        lock_id = uuid.uuid4().hex
+        account = hashlib.sha256(customer_number.encode("utf-8")).hexdigest()[:32]
+        marker = f"{self.settings.redis.key_prefix}:jobs:lock-notified:{account}"
+        ttl = self.settings.lockout.account_lock_s
+        if not self.queues.client.set(marker, lock_id, nx=True, ex=ttl):
+            log.info("lockout SMS for this lock already enqueued")
+            return
+        self.queues.enqueue(
+            QUEUE_NOTIFY, NOTIFY_LOCKOUT, [customer_number, lock_id], f"sms-{lock_id}",
+            JOB_RETRIES,
+        )  # fmt: skip

@@ -1,0 +1,132 @@
+"""Prometheus metrics: what the IVR counts, and what it reads from Redis at scrape time.
+
+Counters and the webhook histogram live in a :class:`Metrics` object per app (its own
+``CollectorRegistry``, never prometheus-client's global one, so apps and tests stay
+isolated). Values are per process: under gunicorn with several workers each worker
+counts its own requests and a scrape sees whichever worker answered — aggregate with
+``sum`` over the scraped instances, or run one gunicorn worker per pod. The gauges of
+:class:`LiveCollector` come from Redis when scraped, so they are the same everywhere:
+the global PIN-failure rate (SPEC §5) and the depth of each job queue.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
+from rq import Queue
+from rq.registry import FailedJobRegistry
+
+from ivr.exceptions import DependencyError
+from ivr.flow.state import CallState, Verdict
+from ivr.jobs import QUEUES
+from ivr.observers import PinAttempt
+from ivr.store.lockout import Lockout
+
+# Twilio waits 15 s for a webhook; the interesting range is well below a second.
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
+
+
+class Metrics:
+    """The app's own metrics and the registry they are collected from."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.verifications = Counter(
+            "ivr_pin_verifications", "PIN submissions by outcome.", ["outcome"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.lockouts = Counter(
+            "ivr_lockouts", "Accounts locked after too many wrong PINs.", registry=self.registry
+        )
+        self.routed = Counter(
+            "ivr_calls_routed", "Calls handed to an agent, by identified flag and reason.",
+            ["identified", "reason"], registry=self.registry,
+        )  # fmt: skip
+        self.webhook_seconds = Histogram(
+            "ivr_webhook_duration_seconds", "Time to answer a Twilio voice webhook.",
+            ["endpoint"], buckets=WEBHOOK_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        for verdict in Verdict:  # every outcome is a series from the start, at 0
+            self.verifications.labels(verdict.value)
+
+    def collect(self) -> Iterable[Metric]:
+        """Everything in :attr:`registry` (lets Metrics act as a collector itself)."""
+        return self.registry.collect()
+
+
+@dataclass(frozen=True)
+class MetricsObserver:
+    """Call observer counting verification outcomes, lockouts and routed calls."""
+
+    metrics: Metrics
+
+    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+        """Count a call once, when it is handed to an agent."""
+        if state.routed and (previous is None or not previous.routed):
+            reason = state.reason.value if state.reason else "none"
+            self.metrics.routed.labels(str(state.identified).lower(), reason).inc()
+
+    def pin_attempted(self, attempt: PinAttempt) -> None:
+        """Count the outcome, and the lockout this attempt caused."""
+        self.metrics.verifications.labels(attempt.verdict.value).inc()
+        if attempt.locked_now:
+            self.metrics.lockouts.inc()
+
+    def call_status(self, call_sid: str, status: str) -> None:
+        """Status callbacks are not counted."""
+
+
+class LiveCollector(Collector):
+    """Gauges read from Redis at scrape time; an unreachable Redis shows as ``ivr_redis_up 0``."""
+
+    def __init__(
+        self,
+        lockout: Lockout,
+        client: redis.Redis,
+        alert_per_minute: int,
+        queues: Sequence[str] = QUEUES,
+    ) -> None:
+        self._lockout = lockout
+        self._client = client
+        self._alert = alert_per_minute
+        self._queues = tuple(queues)
+
+    def collect(self) -> Iterable[Metric]:
+        """The failure rate, its alert threshold, queue depths and failed jobs."""
+        threshold = GaugeMetricFamily(
+            "ivr_pin_failures_alert_threshold",
+            "Failures per minute across all accounts at which to alert ([lockout]).",
+            value=self._alert,
+        )
+        up = GaugeMetricFamily("ivr_redis_up", "1 when Redis answered this scrape.")
+        try:
+            live = self._read()
+        except (DependencyError, redis.RedisError, OSError):
+            up.add_metric([], 0)
+            return [threshold, up]
+        up.add_metric([], 1)
+        return [threshold, up, *live]
+
+    def _read(self) -> list[Metric]:
+        failures = GaugeMetricFamily(
+            "ivr_pin_failures_last_minute",
+            "Failed PIN submissions over all accounts in the last 60 s (spraying alarm).",
+            value=self._lockout.failures_last_minute(),
+        )
+        depth = GaugeMetricFamily("ivr_queue_depth", "Jobs waiting in a queue.", labels=["queue"])
+        failed = GaugeMetricFamily(
+            "ivr_jobs_failed", "Jobs that used up their retries (kept for requeue).",
+            labels=["queue"],
+        )  # fmt: skip
+        for name in self._queues:
+            queue = Queue(name, connection=self._client)
+            depth.add_metric([name], queue.count)
+            registry = FailedJobRegistry(queue=queue)
+            failed.add_metric([name], registry.get_job_count(cleanup=False))
+        return [failures, depth, failed]

@@ -1,0 +1,209 @@
+"""The audit trail: every PIN attempt and every unlock, in the SQL database (Core only).
+
+One table holds both kinds of event so an export is one ordered scan. Rows carry the
+time, CallSid, customer number, caller and outcome — never digits of a PIN. Each row
+has a unique ``event_key``: the worker passes the key the observer generated when the
+attempt happened, so a retried job writes its row once (SPEC §5, "every attempt is
+audited"). Rows older than the retention period are removed by :meth:`AuditStore.purge`.
+Works on SQLite and PostgreSQL; database failures surface as DependencyError.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import Enum
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ivr.exceptions import DependencyError
+from ivr.flow.state import Verdict
+
+metadata = sa.MetaData()
+
+audit_events = sa.Table(
+    "audit_events",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("event_key", sa.String(64), nullable=False, unique=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("call_sid", sa.String(64)),
+    sa.Column("customer_number", sa.String(64), nullable=False),
+    sa.Column("caller", sa.String(32)),
+    sa.Column("outcome", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(200)),
+    sa.Column("source", sa.String(32)),
+    sa.Index("ix_audit_events_at", "at"),
+)
+
+UNLOCKED = "unlocked"
+# Export streams this many rows per fetch instead of loading the whole period in memory.
+EXPORT_BATCH = 500
+
+
+class AuditKind(str, Enum):
+    """What an audit row records."""
+
+    ATTEMPT = "attempt"
+    UNLOCK = "unlock"
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """One audit row as exported; ``outcome`` is a Verdict value or ``unlocked``."""
+
+    at: datetime
+    kind: AuditKind
+    call_sid: str | None
+    customer_number: str
+    caller: str | None
+    outcome: str
+    actor: str | None
+    source: str | None
+
+
+class AuditStore:
+    """Writes and reads the audit trail over one SQLAlchemy engine (shared with PinStore)."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQL engine (usually the PIN store's)."""
+        return self._engine
+
+    def close(self) -> None:
+        """Close every pooled connection of the engine."""
+        self._engine.dispose()
+
+    def create_tables(self) -> None:
+        """Create the audit table and its index if they do not exist yet."""
+        with _translate_errors():
+            metadata.create_all(self._engine)
+
+    def record_attempt(
+        self,
+        call_sid: str,
+        customer_number: str,
+        caller: str | None,
+        outcome: Verdict | str,
+        at: datetime,
+        *,
+        attempt_id: str | None = None,
+    ) -> None:
+        """Record one PIN attempt; recording the same attempt again changes nothing.
+
+        ``attempt_id`` identifies the attempt (the enqueuing observer makes one per
+        attempt). Without it the key is derived from the other fields, which are unique
+        per attempt in practice: one call submits at most one PIN per second.
+        """
+        verdict = Verdict(outcome).value  # ValueError for anything that is not an outcome
+        moment = _utc(at)
+        key = attempt_id or _derived_key(call_sid, customer_number, caller, verdict, moment)
+        self._insert_once(
+            event_key=key, kind=AuditKind.ATTEMPT.value, at=moment, call_sid=call_sid,
+            customer_number=customer_number, caller=caller, outcome=verdict,
+        )  # fmt: skip
+
+    def record_unlock(
+        self,
+        customer_number: str,
+        actor: str,
+        source: str,
+        *,
+        at: datetime | None = None,
+        unlock_id: str | None = None,
+    ) -> None:
+        """Record that ``actor`` unlocked an account via ``source`` (``cli``, ``console``…)."""
+        self._insert_once(
+            event_key=unlock_id or uuid.uuid4().hex, kind=AuditKind.UNLOCK.value,
+            at=_utc(at or datetime.now(UTC)), call_sid=None, customer_number=customer_number,
+            caller=None, outcome=UNLOCKED, actor=actor, source=source,
+        )  # fmt: skip
+
+    def export(self, since: datetime) -> Iterator[AuditRecord]:
+        """Every row at or after ``since`` (naive means UTC), oldest first, streamed."""
+        query = (
+            sa.select(audit_events)
+            .where(audit_events.c.at >= _utc(since))
+            .order_by(audit_events.c.at, audit_events.c.id)
+        )
+        with _translate_errors(), self._engine.connect() as conn:
+            result = conn.execution_options(yield_per=EXPORT_BATCH).execute(query)
+            for row in result:
+                yield _record(row)
+
+    def purge(self, older_than: datetime) -> int:
+        """Delete every row before ``older_than`` (naive means UTC); returns how many."""
+        statement = audit_events.delete().where(audit_events.c.at < _utc(older_than))
+        with _translate_errors(), self._engine.begin() as conn:
+            return int(conn.execute(statement).rowcount)
+
+    def count(self) -> int:
+        """Number of rows (for tests and health output)."""
+        with _translate_errors(), self._engine.connect() as conn:
+            query = sa.select(sa.func.count()).select_from(audit_events)
+            return int(conn.execute(query).scalar_one())
+
+    def _insert_once(self, **values: Any) -> None:
+        statement = _insert_ignoring_duplicates(self._engine.dialect.name).values(**values)
+        with _translate_errors():
+            try:
+                with self._engine.begin() as conn:
+                    conn.execute(statement)
+            except sa_exc.IntegrityError:
+                # Only reached on dialects without ON CONFLICT: the row is already there.
+                return
+
+
+def _insert_ignoring_duplicates(dialect: str) -> Any:
+    """INSERT that silently skips an existing event_key (retried jobs, replays)."""
+    if dialect == "postgresql":
+        return postgresql.insert(audit_events).on_conflict_do_nothing(index_elements=["event_key"])
+    if dialect == "sqlite":
+        return sqlite.insert(audit_events).on_conflict_do_nothing(index_elements=["event_key"])
+    return audit_events.insert()
+
+
+def _derived_key(
+    call_sid: str, customer_number: str, caller: str | None, outcome: str, at: datetime
+) -> str:
+    parts = "\x1f".join((call_sid, customer_number, caller or "", outcome, at.isoformat()))
+    return hashlib.sha256(parts.encode("utf-8")).hexdigest()
+
+
+def _utc(moment: datetime) -> datetime:
+    # SQLite stores wall-clock text without an offset, so every value is normalised to
+    # UTC before binding; naive input is taken as UTC.
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _record(row: sa.Row[Any]) -> AuditRecord:
+    return AuditRecord(
+        at=_utc(row.at), kind=AuditKind(row.kind), call_sid=row.call_sid,
+        customer_number=row.customer_number, caller=row.caller, outcome=row.outcome,
+        actor=row.actor, source=row.source,
+    )  # fmt: skip
+
+
+@contextmanager
+def _translate_errors() -> Iterator[None]:
+    """Database failures become DependencyError with a one-line, value-free message."""
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        lines = str(exc).strip().splitlines()
+        raise DependencyError(f"audit store failed: {lines[0] if lines else exc}") from exc
+    except OSError as exc:
+        raise DependencyError(f"audit store failed: {exc}") from exc

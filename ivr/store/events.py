@@ -1,0 +1,156 @@
+"""Board events in Redis: a stream every console tails, plus an index of the current calls.
+
+Keys (the ``{board}`` hash tag keeps all four in one Redis Cluster slot, so the publish
+script is atomic on a cluster too); each expires ``ttl_s`` after the last write::
+
+    <prefix>:board:{board}:events   STREAM of (call, data): one entry per call change
+    <prefix>:board:{board}:calls    ZSET call_sid -> start time: calls on the board now
+    <prefix>:board:{board}:latest   HASH call_sid -> "<stream id> <payload>": their newest event
+    <prefix>:board:{board}:ended    ZSET call_sid -> end time: hung-up calls stay off the board
+
+Payloads are the screen-pop JSON built by :mod:`ivr.board` — never a PIN. A reader
+renders :meth:`EventStore.snapshot` and then tails the stream from the snapshot's ``tip``
+with :meth:`EventStore.read`: every change after the snapshot arrives exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from ivr.store.redis_client import dependency_errors, load_script
+
+# Enough history for a console that was offline a few minutes during a busy hour; older
+# entries are trimmed (approximately, which is O(1)) and such a console reloads instead.
+STREAM_MAXLEN = 5000
+# The board shows at most this many calls; a call centre with more in the IVR at once
+# needs a different screen anyway.
+BOARD_MAX = 200
+ZERO_ID = "0-0"
+STREAM_ID = re.compile(r"^(\d{1,20})-(\d{1,20})$")
+
+
+@dataclass(frozen=True)
+class BoardEvent:
+    """One stream entry: ``data`` is the payload JSON exactly as published."""
+
+    id: str
+    call_sid: str
+    data: str
+
+    def payload(self) -> dict[str, Any]:
+        """The decoded payload (an empty dict if it is not a JSON object)."""
+        try:
+            value = json.loads(self.data)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The calls on the board (newest first) as of stream id ``tip``."""
+
+    tip: str
+    calls: tuple[BoardEvent, ...]
+
+
+def parse_id(value: str | None) -> tuple[int, int] | None:
+    """A stream id as a comparable pair, or None if ``value`` is not one."""
+    match = STREAM_ID.match(value or "")
+    if match is None:
+        return None
+    return int(match.group(1)), int(match.group(2))
+
+
+class EventStore:
+    """Publish board events and read them back, over an explicit Redis client."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        ttl_s: int,
+        prefix: str = "ivr",
+        *,
+        stream_maxlen: int = STREAM_MAXLEN,
+        board_max: int = BOARD_MAX,
+    ) -> None:
+        self._client = client
+        self._ttl_s = ttl_s
+        self._stream_maxlen = stream_maxlen
+        self._board_max = board_max
+        base = f"{prefix}:board:{{board}}"
+        self.stream_key = f"{base}:events"
+        self.index_key = f"{base}:calls"
+        self.latest_key = f"{base}:latest"
+        self.ended_key = f"{base}:ended"
+        self._publish = load_script(client, "events_publish.lua")
+
+    def publish(
+        self, call_sid: str, payload: Mapping[str, Any], started: float, ended: bool, now: float
+    ) -> str | None:
+        """Append an event; None if it was a late change of a call that already ended."""
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+        keys = [self.stream_key, self.index_key, self.latest_key, self.ended_key]
+        args = (
+            call_sid, data, int(started), "1" if ended else "0", int(now), self._ttl_s,
+            self._stream_maxlen, self._board_max,
+        )  # fmt: skip
+        with dependency_errors("board publish"):
+            written = self._publish(keys=keys, args=args)
+        return _text(written) if written else None
+
+    def snapshot(self) -> Snapshot:
+        """The board as of one instant: its calls, newest first, and the stream's tip."""
+        with dependency_errors("board snapshot"):
+            pipe = self._client.pipeline(transaction=True)  # one slot: atomic on a cluster
+            pipe.xrevrange(self.stream_key, count=1)
+            pipe.zrevrange(self.index_key, 0, self._board_max - 1)
+            pipe.hgetall(self.latest_key)
+            last, order, latest = pipe.execute()
+        tip = _text(last[0][0]) if last else ZERO_ID
+        by_sid = {_text(k): _text(v) for k, v in latest.items()}
+        calls: list[BoardEvent] = []
+        for member in order:
+            sid = _text(member)
+            entry = by_sid.get(sid)
+            if entry is not None:
+                event_id, _, data = entry.partition(" ")
+                calls.append(BoardEvent(event_id, sid, data))
+        return Snapshot(tip, tuple(calls))
+
+    def bounds(self) -> tuple[str | None, str | None]:
+        """The ids of the oldest and newest entries still in the stream (None when empty)."""
+        with dependency_errors("board bounds"):
+            pipe = self._client.pipeline(transaction=True)
+            pipe.xrange(self.stream_key, count=1)
+            pipe.xrevrange(self.stream_key, count=1)
+            first, last = pipe.execute()
+        return (_text(first[0][0]) if first else None, _text(last[0][0]) if last else None)
+
+    def read(self, after: str, block_ms: int, count: int = 100) -> list[BoardEvent]:
+        """Events after stream id ``after``, waiting up to ``block_ms`` for the first one.
+
+        The client's socket timeout must exceed ``block_ms`` (see ``ivr.web.agent_sse``).
+        """
+        with dependency_errors("board read"):
+            reply: Any = self._client.xread({self.stream_key: after}, count=count, block=block_ms)
+        events: list[BoardEvent] = []
+        for _stream, entries in reply or []:
+            for entry_id, fields in entries:
+                events.append(_event(entry_id, fields))
+        return events
+
+
+def _event(entry_id: Any, fields: Mapping[Any, Any]) -> BoardEvent:
+    values = {_text(k): _text(v) for k, v in fields.items()}
+    return BoardEvent(_text(entry_id), values.get("call", ""), values.get("data", "{}"))
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)

@@ -1,0 +1,93 @@
+"""What the agent console's views share: its dependencies and how pages are answered."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Response, current_app, render_template, session
+
+from ivr.services import Services
+from ivr.store.events import EventStore
+from ivr.store.redis_client import connect
+from ivr.web import agent_text
+from ivr.web.agent_auth import AgentDirectory
+from ivr.web.agent_sse import StreamLimits
+
+# A stream's socket must outlast one XREAD BLOCK; this is the margin on top of it.
+FEED_SOCKET_SLACK_S = 3.0
+
+FeedOpener = Callable[[], tuple[EventStore, Callable[[], None]]]
+
+
+@dataclass(frozen=True)
+class Console:
+    """The console's dependencies, created once per app by :func:`make_console`."""
+
+    services: Services
+    directory: AgentDirectory
+    board: EventStore  # snapshots, on the app's short-timeout Redis client
+    open_feed: FeedOpener  # a dedicated blocking connection per event stream
+    limits: StreamLimits
+    clock: Callable[[], float] = time.time
+
+
+def make_console(services: Services, limits: StreamLimits) -> Console:
+    """The console for ``services``; opens no connection yet."""
+    redis_settings = services.settings.redis
+    ttl, prefix = redis_settings.call_ttl_s, redis_settings.key_prefix
+    directory = AgentDirectory(services.settings.console)
+    board = EventStore(services.redis, ttl, prefix)
+    return Console(services, directory, board, _feed_opener(services, limits), limits)
+
+
+def _feed_opener(services: Services, limits: StreamLimits) -> FeedOpener:
+    """Each event stream gets its own connection whose reads may block for a while.
+
+    The app's client fails fast (webhooks must); an XREAD BLOCK on it would time out.
+    The connection is closed when the stream ends, however it ends.
+    """
+    redis_settings = services.settings.redis
+    timeout = redis_settings.socket_timeout_s + limits.block_ms / 1000 + FEED_SOCKET_SLACK_S
+    feed_settings = dataclasses.replace(redis_settings, socket_timeout_s=timeout)
+
+    def open_feed() -> tuple[EventStore, Callable[[], None]]:
+        client = connect(feed_settings)
+
+        def close() -> None:
+            client.close()
+            client.connection_pool.disconnect()  # the client does not own a pool handed in
+
+        ttl, prefix = redis_settings.call_ttl_s, redis_settings.key_prefix
+        return EventStore(client, ttl, prefix), close
+
+    return open_feed
+
+
+def console() -> Console:
+    """The current app's console."""
+    found: Console = current_app.extensions["ivr.agent"]
+    return found
+
+
+def lang() -> str:
+    """The console language of this session (German unless switched)."""
+    return agent_text.language(session.get("lang"))
+
+
+def page(template: str, status: int = 200, **context: object) -> Response:
+    """A rendered HTML page with ``status``."""
+    return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def error(status: int, key: str) -> Response:
+    """The error page with the text ``key`` in the session's language."""
+    return page("agent/error.html", status, message=agent_text.texts(lang())[key])
+
+
+def now_iso() -> str:
+    """The current UTC time as ISO 8601."""
+    return datetime.now(UTC).isoformat(timespec="seconds")

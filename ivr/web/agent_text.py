@@ -1,0 +1,242 @@
+"""The console's words, German first with English, and how a screen-pop is described.
+
+Pure: no Flask. Templates get :func:`texts` as ``t``; the board script gets the subset in
+:data:`SCRIPT_KEYS` so rows added live read exactly like rows rendered by the server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+LANGUAGES = ("de", "en")
+DEFAULT_LANGUAGE = "de"
+
+_DE: dict[str, str] = {
+    "title": "Agentenkonsole",
+    "switch_language": "English",
+    "login": "Anmelden",
+    "username": "Benutzername",
+    "password": "Passwort",
+    "login_failed": "Anmeldung fehlgeschlagen. Bitte Benutzername und Passwort prüfen.",
+    "session_expired": "Die Sitzung ist abgelaufen oder ungültig. Bitte erneut versuchen.",
+    "logout": "Abmelden",
+    "supervisor": "Supervisor",
+    "board": "Aktuelle Anrufe",
+    "live": "Live",
+    "reconnecting": "Verbindung unterbrochen – verbinde neu …",
+    "col_identification": "Identifizierung",
+    "col_age": "Dauer",
+    "col_caller": "Anrufer",
+    "col_customer": "Kunde",
+    "col_topic": "Anliegen",
+    "col_reason": "Grund",
+    "col_state": "Status",
+    "identified": "Identifiziert",
+    "not_identified": "Nicht identifiziert",
+    "in_ivr": "Im Sprachmenü",
+    "routed": "Zum Agenten geleitet",
+    "withheld": "Rufnummer unterdrückt",
+    "no_calls": "Zurzeit keine Anrufe.",
+    "open": "Öffnen",
+    "topic_payments": "Zahlungen, Rechnungen, Kontodaten",
+    "topic_contract": "Vertragsdaten",
+    "topic_cancellation": "Kündigung / Datenauskunft",
+    "topic_other": "Sonstiges Anliegen",
+    "topic_none": "noch nicht gewählt",
+    "reason_verified": "PIN bestätigt",
+    "reason_wrong_pin": "PIN falsch",
+    "reason_locked": "PIN-Eingabe gesperrt",
+    "reason_no_input": "Keine Eingabe",
+    "reason_not_required": "Nicht erforderlich",
+    "reason_unavailable": "System nicht verfügbar",
+    "reason_none": "läuft noch",
+    "explain_verified": "Die Service-PIN wurde in diesem Anruf korrekt eingegeben.",
+    "explain_wrong_pin": "Die Service-PIN wurde falsch eingegeben.",
+    "explain_locked": "Die PIN-Eingabe ist nach zu vielen Fehlversuchen vorübergehend "
+    "gesperrt (Konto oder Rufnummer).",
+    "explain_no_input": "Keine oder keine gültige Eingabe; der Anrufer wurde durchgestellt.",
+    "explain_not_required": "Für dieses Anliegen ist keine Identifizierung nötig.",
+    "explain_unavailable": "Ein System (Redis oder PIN-Speicher) war nicht erreichbar; "
+    "der Anrufer wurde ohne Prüfung durchgestellt.",
+    "explain_none": "Der Anrufer ist noch im Sprachmenü.",
+    "warning": "Keine Auskünfte zu Zahlungen, Rechnungen, Kontodaten, Vertragsänderungen "
+    "oder Kündigungen.",
+    "customer_number": "Kundennummer",
+    "name": "Name",
+    "claimed": "Genannte Kundennummer (nicht bestätigt)",
+    "caller": "Anrufer",
+    "topic": "Anliegen",
+    "language": "Sprache",
+    "attempts": "PIN-Versuche",
+    "started_at": "Anrufbeginn",
+    "verified_at": "Bestätigt um",
+    "updated_at": "Stand",
+    "call_status": "Anrufstatus",
+    "what_happened": "Verlauf",
+    "times": "Zeitpunkte",
+    "back": "Zur Übersicht",
+    "lang_de-DE": "Deutsch",
+    "lang_en-US": "Englisch",
+    "unlock_title": "Konto entsperren",
+    "unlock_button": "Konto {number} entsperren",
+    "locked_for": "Konto {number} ist noch {minutes} min gesperrt.",
+    "not_locked": "Konto {number} ist nicht gesperrt.",
+    "unlocked": "Konto {number} wurde entsperrt (protokolliert).",
+    "nothing_to_unlock": "Konto {number} hatte keine Sperre; der Vorgang wurde protokolliert.",
+    "unlock_failed": "Entsperren nicht möglich: ein System ist nicht erreichbar.",
+    "no_account": "Dieser Anruf nennt keine Kundennummer.",
+    "disabled": "Konsole deaktiviert: [console.agents] in der Konfiguration eintragen.",
+    "not_found": "Diesen Anruf gibt es nicht (mehr).",
+    "bad_request": "Ungültige Anfrage.",
+    "forbidden": "Dafür fehlt die Berechtigung.",
+    "unavailable": "Vorübergehend nicht verfügbar. Bitte gleich noch einmal versuchen.",
+    "status_queued": "in Warteschlange",
+    "status_ringing": "klingelt",
+    "status_in-progress": "verbunden",
+    "status_completed": "beendet",
+    "status_busy": "besetzt",
+    "status_failed": "fehlgeschlagen",
+    "status_no-answer": "keine Antwort",
+    "status_canceled": "abgebrochen",
+}
+
+_EN: dict[str, str] = {
+    "title": "Agent console",
+    "switch_language": "Deutsch",
+    "login": "Log in",
+    "username": "Username",
+    "password": "Password",
+    "login_failed": "Login failed. Please check username and password.",
+    "session_expired": "The session has expired or is invalid. Please try again.",
+    "logout": "Log out",
+    "supervisor": "Supervisor",
+    "board": "Current calls",
+    "live": "Live",
+    "reconnecting": "Connection lost – reconnecting …",
+    "col_identification": "Identification",
+    "col_age": "Age",
+    "col_caller": "Caller",
+    "col_customer": "Customer",
+    "col_topic": "Topic",
+    "col_reason": "Reason",
+    "col_state": "State",
+    "identified": "Identified",
+    "not_identified": "Not identified",
+    "in_ivr": "In the IVR",
+    "routed": "Routed to agents",
+    "withheld": "Number withheld",
+    "no_calls": "No calls right now.",
+    "open": "Open",
+    "topic_payments": "Payments, invoices, account data",
+    "topic_contract": "Contract details",
+    "topic_cancellation": "Cancellation / data request",
+    "topic_other": "Other concern",
+    "topic_none": "not chosen yet",
+    "reason_verified": "PIN verified",
+    "reason_wrong_pin": "Wrong PIN",
+    "reason_locked": "PIN entry locked",
+    "reason_no_input": "No input",
+    "reason_not_required": "Not required",
+    "reason_unavailable": "System unavailable",
+    "reason_none": "in progress",
+    "explain_verified": "The Service-PIN was entered correctly in this call.",
+    "explain_wrong_pin": "The Service-PIN was entered wrongly.",
+    "explain_locked": "PIN entry is temporarily locked after too many failures "
+    "(account or caller number).",
+    "explain_no_input": "No input or no valid input; the caller was put through.",
+    "explain_not_required": "This concern needs no identification.",
+    "explain_unavailable": "A system (Redis or the PIN store) did not answer; the caller "
+    "was put through unchecked.",
+    "explain_none": "The caller is still in the voice menu.",
+    "warning": "No information on payments, invoices, account data, contract changes "
+    "or cancellations.",
+    "customer_number": "Customer number",
+    "name": "Name",
+    "claimed": "Customer number given (not verified)",
+    "caller": "Caller",
+    "topic": "Topic",
+    "language": "Language",
+    "attempts": "PIN attempts",
+    "started_at": "Call started",
+    "verified_at": "Verified at",
+    "updated_at": "As of",
+    "call_status": "Call status",
+    "what_happened": "What happened",
+    "times": "Times",
+    "back": "Back to the board",
+    "lang_de-DE": "German",
+    "lang_en-US": "English",
+    "unlock_title": "Unlock account",
+    "unlock_button": "Unlock account {number}",
+    "locked_for": "Account {number} is locked for {minutes} more min.",
+    "not_locked": "Account {number} is not locked.",
+    "unlocked": "Account {number} was unlocked (audited).",
+    "nothing_to_unlock": "Account {number} had no lock; the action was audited.",
+    "unlock_failed": "Cannot unlock: a system is not reachable.",
+    "no_account": "This call names no customer number.",
+    "disabled": "Console disabled: configure [console.agents].",
+    "not_found": "This call does not exist (any more).",
+    "bad_request": "Invalid request.",
+    "forbidden": "You are not allowed to do this.",
+    "unavailable": "Temporarily unavailable. Please try again in a moment.",
+    "status_queued": "queued",
+    "status_ringing": "ringing",
+    "status_in-progress": "connected",
+    "status_completed": "ended",
+    "status_busy": "busy",
+    "status_failed": "failed",
+    "status_no-answer": "no answer",
+    "status_canceled": "canceled",
+}
+
+_TEXTS = {"de": _DE, "en": _EN}
+
+# What board.js needs to render a row the way board.html does.
+SCRIPT_KEYS = tuple(
+    key
+    for key in _DE
+    if key.startswith(("topic_", "reason_", "status_"))
+    or key in ("identified", "not_identified", "in_ivr", "routed", "withheld", "open", "no_calls")
+)
+
+
+def language(value: Any) -> str:
+    """``value`` if it is a console language, else German."""
+    return value if value in LANGUAGES else DEFAULT_LANGUAGE
+
+
+def texts(lang: str) -> Mapping[str, str]:
+    """Every text in ``lang`` (German for anything unknown)."""
+    return _TEXTS[language(lang)]
+
+
+def script_texts(lang: str) -> dict[str, str]:
+    """The texts the board script uses."""
+    words = texts(lang)
+    return {key: words[key] for key in SCRIPT_KEYS}
+
+
+def label(t: Mapping[str, str], kind: str, value: Any) -> str:
+    """``topic``/``reason``/``status`` value as words (unknown values shown as they are)."""
+    if value is None or value == "":
+        return t.get(f"{kind}_none", "–")
+    return t.get(f"{kind}_{value}", str(value))
+
+
+def happened(t: Mapping[str, str], pop: Mapping[str, Any]) -> str:
+    """The call page's sentence on what happened: why it was routed the way it was."""
+    reason = pop.get("reason")
+    return t.get(f"explain_{reason}" if reason else "explain_none", str(reason))
+
+
+def format_time(iso: Any) -> str:
+    """An ISO timestamp as ``2024-05-01 10:00:00 UTC`` (the script shows local time)."""
+    try:
+        moment = datetime.fromisoformat(str(iso))
+    except ValueError:
+        return "–"
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,62 @@
+"""``ivr worker`` through click's CliRunner, against the run's Redis."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from click.testing import CliRunner, Result
+
+from ivr.cli import cli
+from ivr.cli.worker import worker
+from ivr.config import RedisSettings, Settings
+from ivr.jobs import QUEUE_AUDIT, RECORD_ATTEMPT, JobQueues
+from ivr.services import Services
+from ivr.store.audit import AuditStore
+from tests.redis_server import free_port
+
+ATTEMPT = ["w-1", "CA" + "5" * 32, "200001", None, "verified", "2026-11-01T10:00:00Z"]
+
+
+def invoke(settings: Settings, *args: str) -> Result:
+    return CliRunner().invoke(worker, list(args), obj=settings)
+
+
+def assert_one_line_error(result: Result, needle: str) -> None:
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert needle in lines[0] and "Traceback" not in result.stderr
+
+
+def test_burst_runs_the_waiting_jobs(settings: Settings, services: Services) -> None:
+    """``ivr worker --burst`` works off the queues and exits 0."""
+    JobQueues(services.redis).enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, ATTEMPT, "audit-w-1", 1)
+    result = invoke(settings, "--burst", "--queue", "audit")
+    assert result.exit_code == 0, result.output
+    assert AuditStore(services.pins.engine).count() == 1
+
+
+def test_unknown_queue_is_one_line(settings: Settings) -> None:
+    """A queue name that does not exist is refused with the choices, no traceback."""
+    assert_one_line_error(invoke(settings, "--queue", "mail", "--burst"), "crm, notify, audit")
+
+
+def test_missing_redis_url_is_one_line(settings: Settings) -> None:
+    """Without [redis] url the worker says what is missing."""
+    no_redis = dataclasses.replace(settings, redis=RedisSettings(url=""))
+    assert_one_line_error(invoke(no_redis, "--burst"), "[redis] url")
+
+
+def test_unreachable_redis_is_one_line(settings: Settings) -> None:
+    """A Redis that refuses connections is one error line, not a traceback."""
+    down = dataclasses.replace(
+        settings, redis=RedisSettings(url=f"redis://127.0.0.1:{free_port()}/0")
+    )
+    assert_one_line_error(invoke(down, "--burst"), "Connection refused")
+
+
+def test_commands_are_registered() -> None:
+    """``ivr --help`` lists the worker and audit commands."""
+    result = CliRunner().invoke(cli, ["--help"])
+    assert result.exit_code == 0
+    assert "worker" in result.output and "audit" in result.output

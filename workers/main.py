@@ -1,0 +1,152 @@
+"""The worker entry point: ``ivr worker`` runs :func:`run`.
+
+One :class:`IVRWorker` per process serves the CRM, notify and audit queues (or the ones
+named). It is an rq ``SimpleWorker``: jobs run in the worker process itself instead of a
+fork per job, so they reuse the worker's pooled Redis, SQL and HTTP connections — the
+jobs are short I/O calls where a fork would cost more than the work. RQ's scheduler runs
+alongside (``with_scheduler``): it is what moves retries waiting out their backoff back
+onto the queues.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import redis
+import requests
+from rq import SimpleWorker
+from rq.job import Job
+from rq.queue import Queue
+from rq.serializers import JSONSerializer
+
+from ivr.config import RedisSettings, Settings
+from ivr.exceptions import ConfigError
+from ivr.jobs import QUEUE_AUDIT, QUEUES
+from workers.audit import schedule_daily_purge
+from workers.jobs import ContextJob, JobContext, TwilioFactory, build_context, default_twilio_client
+
+log = logging.getLogger("workers.main")
+
+# rq's default: a worker that stops heart-beating for this long counts as dead.
+WORKER_TTL_S = 420
+# rq blocks in BLPOP for up to WORKER_TTL_S - 15 s; the socket has to wait longer than
+# that, unlike the web app's quarter-second sockets. Connecting still fails fast.
+SOCKET_TIMEOUT_S = WORKER_TTL_S + 15
+CONNECT_TIMEOUT_S = 5
+
+
+def worker_connection(settings: RedisSettings) -> redis.Redis:
+    """A Redis client of its own for the worker, with timeouts fit for blocking pops."""
+    if not settings.url:
+        raise ConfigError("config: [redis] url is not set; the worker takes its jobs from Redis")
+    return redis.Redis.from_url(
+        settings.url,
+        socket_timeout=SOCKET_TIMEOUT_S,
+        socket_connect_timeout=CONNECT_TIMEOUT_S,
+        health_check_interval=30,
+    )
+
+
+class IVRWorker(SimpleWorker):
+    """An rq worker that hands its :class:`JobContext` to each job and schedules purges."""
+
+    # rq would log each job's call with its arguments (phone and customer numbers).
+    log_job_description = False
+
+    def __init__(
+        self,
+        queues: Sequence[str],
+        connection: redis.Redis,
+        context: JobContext,
+        *,
+        commands: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            list(queues), connection=connection, job_class=ContextJob,
+            serializer=JSONSerializer, worker_ttl=WORKER_TTL_S, **kwargs,
+        )  # fmt: skip
+        self.context = context
+        self.commands = commands
+
+    def subscribe(self) -> None:
+        """Listen for rq's worker commands (``rq shutdown`` …) unless ``commands`` is off."""
+        # A burst run is over in moments; its listener thread would only outlive it.
+        if self.commands:
+            super().subscribe()  # type: ignore[no-untyped-call]
+
+    def unsubscribe(self) -> None:
+        """Stop listening for commands, if listening."""
+        if self.commands:
+            super().unsubscribe()  # type: ignore[no-untyped-call]
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run ``job`` with this worker's context attached."""
+        if isinstance(job, ContextJob):
+            job.context = self.context
+        super().execute_job(job, queue)
+
+    def run_maintenance_tasks(self) -> None:
+        """rq's registry clean-up, plus enqueuing the daily audit purge when it is due."""
+        super().run_maintenance_tasks()  # type: ignore[no-untyped-call]
+        if QUEUE_AUDIT not in self.queue_names():
+            return
+        try:
+            schedule_daily_purge(self.context.settings, self.connection, self.context.clock())
+        except redis.RedisError as exc:
+            # The next tick tries again; the worker keeps serving jobs meanwhile.
+            log.warning("could not schedule the audit purge (%s)", type(exc).__name__)
+
+
+def check_queues(queues: Sequence[str] | None) -> list[str]:
+    """The queues to serve: all of them by default; ConfigError for an unknown name."""
+    names = list(queues) if queues else list(QUEUES)
+    for name in names:
+        if name not in QUEUES:
+            raise ConfigError(f"unknown queue {name!r}; choose from {', '.join(QUEUES)}")
+    return names
+
+
+def run(
+    settings: Settings,
+    queues: Sequence[str] | None = None,
+    burst: bool = False,
+    *,
+    twilio_factory: TwilioFactory = default_twilio_client,
+    http: requests.Session | None = None,
+    with_scheduler: bool = True,
+) -> bool:
+    """Serve ``queues`` until stopped (or, with ``burst``, until they are empty).
+
+    Returns whether any job ran. ``twilio_factory`` and ``http`` replace the Twilio
+    client and the CRM's HTTP session (tests point them at local servers).
+    """
+    names = check_queues(queues)
+    connection = worker_connection(settings.redis)
+    try:
+        context = build_context(settings, connection, twilio_factory=twilio_factory, http=http)
+    except BaseException:
+        connection.close()
+        raise
+    try:
+        worker = IVRWorker(names, connection=connection, context=context, commands=not burst)
+        with _restored_signal_handlers():
+            return worker.work(burst=burst, with_scheduler=with_scheduler)
+    finally:
+        context.close()
+
+
+@contextmanager
+def _restored_signal_handlers() -> Iterator[None]:
+    # rq installs SIGINT/SIGTERM handlers for a warm shutdown; put back the caller's
+    # afterwards (matters when run() is called in-process, e.g. by ivr dev or tests).
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            signal.signal(sig, handler)
