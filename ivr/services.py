@@ -17,6 +17,7 @@ from ivr.flow.model import Flow, load_flow
 from ivr.jobs import JobEnqueuer, JobQueues
 from ivr.metrics import Metrics, MetricsObserver
 from ivr.observers import CallObserver, Observers
+from ivr.store.audit import AuditStore
 from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
@@ -36,6 +37,7 @@ class Services:
     hasher: PinHasher
     lockout: Lockout
     calls: CallService
+    audit: AuditStore
     metrics: Metrics = field(default_factory=Metrics)
 
     def close(self) -> None:
@@ -59,6 +61,8 @@ def build(settings: Settings) -> Services:
     client = connect(settings.redis)
     hasher = PinHasher.from_settings(settings.pin_store)
     pins = PinStore.from_url(settings.pin_store.url, hasher, settings.pin_store.timeout_s)
+    audit = AuditStore(pins.engine)
+    audit.create_tables()
     prefix = settings.redis.key_prefix
     lockout = Lockout(client, settings.lockout, prefix)
     store = CallStore(client, settings.redis.call_ttl_s, prefix)
@@ -66,7 +70,7 @@ def build(settings: Settings) -> Services:
     metrics = Metrics()
     observers = Observers(tuple(make_observers(settings, client, pins, metrics)))
     service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier, observers=observers)
-    return Services(settings, flow, client, pins, hasher, lockout, service, metrics=metrics)
+    return Services(settings, flow, client, pins, hasher, lockout, service, audit, metrics=metrics)
 
 
 def make_observers(

@@ -6,6 +6,8 @@ operators script these commands, so there are no tracebacks and no partial impor
 
 from __future__ import annotations
 
+import getpass
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,7 @@ import redis
 from ivr.config import Settings
 from ivr.exceptions import ConfigError, ImportRowError, IVRError
 from ivr.store.accounts_csv import ImportRow, parse_accounts
+from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
@@ -24,6 +27,7 @@ from ivr.store.redis_client import connect
 
 # Failures an operator can act on; anything else is a bug and keeps its traceback.
 EXPECTED_ERRORS = (IVRError, OSError, redis.RedisError)
+UNLOCK_SOURCE = "cli"
 
 
 @click.group("accounts")
@@ -110,7 +114,17 @@ def _open_store(settings: Settings) -> PinStore:
 
 
 def _unlock(settings: Settings, customer_number: str) -> bool:
-    """Clear the account's lockout counters; True if there was anything to clear."""
+    """Audit, then clear the account's lockout counters; True if there was anything.
+
+    The audit row comes first: an unlock that cannot be recorded does not happen.
+    """
+    store = _open_store(settings)
+    try:
+        audit = AuditStore(store.engine)
+        audit.create_tables()
+        audit.record_unlock(customer_number, actor=_operator(), source=UNLOCK_SOURCE)
+    finally:
+        store.close()
     hasher = PinHasher.from_settings(settings.pin_store)
     client = connect(settings.redis)
     try:
@@ -120,6 +134,13 @@ def _unlock(settings: Settings, customer_number: str) -> bool:
         # The client does not own a pool handed to it, so release both.
         client.close()
         client.connection_pool.disconnect()
+
+
+def _operator() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry (some containers)
+        return f"uid:{os.getuid()}"
 
 
 @contextmanager

@@ -16,7 +16,6 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ivr.board import board_payload
 from ivr.exceptions import DependencyError
-from ivr.store.audit import AuditStore
 from ivr.store.events import ZERO_ID
 from ivr.web import agent_text
 from ivr.web.agent_auth import Agent
@@ -102,9 +101,7 @@ def _unlock(number: str, agent: Agent, call_sid: str, t: Mapping[str, str]) -> t
     services = console().services
     try:
         # Audit before acting: an unlock that cannot be recorded does not happen.
-        audit = AuditStore(services.pins.engine)
-        audit.create_tables()
-        audit.record_unlock(number, actor=agent.username, source=UNLOCK_SOURCE)
+        services.audit.record_unlock(number, actor=agent.username, source=UNLOCK_SOURCE)
         cleared = services.lockout.unlock_account(services.hasher.subject("account", number))
     except DependencyError as exc:
         log.error("console unlock agent=%s call=%s failed: %s", agent.username, call_sid, exc)

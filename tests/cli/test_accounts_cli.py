@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
@@ -9,9 +10,10 @@ from click.testing import CliRunner, Result
 
 from ivr.cli.accounts import accounts
 from ivr.config import LockoutSettings, PinStoreSettings, RedisSettings, Settings
+from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import AttemptStatus, Lockout
-from ivr.store.pins import Account, PinStore
+from ivr.store.pins import Account, PinStore, create_engine
 from tests.redis_server import free_port
 
 PEPPER = "cli-test-pepper-0123456789"
@@ -164,6 +166,18 @@ def test_unlock_lifts_the_lockout(
     assert not is_locked(settings, lockout, "1001")
     again = run(settings, "unlock", "1001")
     assert again.exit_code == 0 and "no lockout" in again.stdout
+
+
+def test_unlock_is_audited(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+    """Every CLI unlock leaves an audit row naming the operator and the source."""
+    settings = make_settings(tmp_path, redis_url)
+    lock_account(settings, redis_client, "1001")
+    assert run(settings, "unlock", "1001").exit_code == 0
+    audit = AuditStore(create_engine(settings.pin_store.url, 1.0))
+    rows = list(audit.export(datetime.now(UTC) - timedelta(minutes=5)))
+    audit.close()
+    assert [(r.customer_number, r.source) for r in rows] == [("1001", "cli")]
+    assert rows[0].actor
 
 
 def test_redis_never_sees_the_customer_number(
