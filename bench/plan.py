@@ -1,0 +1,151 @@
+"""What one benchmark run does: targets, durations, load and server settings (values only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class Kind(str, Enum):
+    """What a target's requests are, which decides how they are generated and judged."""
+
+    BASELINE = "baseline"  # constant TwiML; the same signed webhook body, cycled
+    PEER = "peer"  # Twilio's sample welcome step; cycled
+    MENU = "menu"  # product: a call at the menu presses 1 (caller lookup, PIN prompt)
+    PIN = "pin"  # product: a call at the PIN prompt enters a wrong or the right PIN
+    MIX = "mix"  # product: whole calls, /voice to status callback, every webhook
+
+
+class Store(str, Enum):
+    """Which PIN store a product target runs against."""
+
+    NONE = "none"
+    SMALL = "small"
+    LARGE = "large"
+
+
+# Answers a target may give; anything else makes the run invalid (see bench/wrk/replay.lua).
+EXPECTED: dict[Kind, frozenset[str]] = {
+    Kind.BASELINE: frozenset({"gather"}),
+    Kind.PEER: frozenset({"gather"}),
+    Kind.MENU: frozenset({"gather"}),
+    Kind.PIN: frozenset({"gather", "verified"}),
+    Kind.MIX: frozenset({"gather", "verified", "no_content"}),
+}
+
+
+@dataclass(frozen=True)
+class Target:
+    """One row of the results table."""
+
+    name: str
+    kind: Kind
+    store: Store
+    label: str
+
+    @property
+    def replayable(self) -> bool:
+        """Baseline and peer keep no state, so their few requests may be cycled."""
+        return self.kind in (Kind.BASELINE, Kind.PEER)
+
+
+CONNECTIONS = 32  # wrk's keep-alive connections, for every target
+WORKERS = 2
+
+# The same settings serve baseline, peer and product. Two workers for two cores (a third
+# would only add context switches while wrk competes for the same cores); gthread so
+# keep-alive connections are served like behind a production proxy; four threads per
+# worker so one waiting on Redis or SQLite does not idle the core. --worker-connections
+# splits wrk's few long-lived connections evenly: left to the accept() race, one worker
+# often took 26 to 30 of the 32 and did nearly all the work (many short connections from
+# a proxy or Twilio spread by numbers; a benchmark's 32 do not).
+GUNICORN_ARGS: tuple[str, ...] = (
+    "--workers", str(WORKERS),
+    "--worker-class", "gthread",
+    "--threads", "4",
+    "--worker-connections", str(CONNECTIONS // WORKERS),
+    "--keep-alive", "5",
+    "--backlog", "2048",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Durations, sizes and load shape of one run."""
+
+    smoke: bool
+    small_accounts: int
+    large_accounts: int
+    warmup_s: int
+    measure_s: int
+    rounds: int
+    connections: int
+    wrk_threads: int
+    # First guess of a product step's rate, used only to size the warm-up's requests.
+    guess_rps: int
+    memory_calls: int
+    trip_samples: int
+    profile_s: int = 20
+
+    @property
+    def large_label(self) -> str:
+        return _power_label(self.large_accounts)
+
+    @property
+    def small_label(self) -> str:
+        return _power_label(self.small_accounts)
+
+    def targets(self) -> tuple[Target, ...]:
+        """Every measured target, in the order each round runs them."""
+        small, large = self.small_label, self.large_label
+        return (
+            Target("baseline", Kind.BASELINE, Store.NONE, "(a) baseline: constant 300 B TwiML"),
+            Target("peer", Kind.PEER, Store.NONE, "(b) peer: Twilio sample welcome"),
+            Target("menu", Kind.MENU, Store.SMALL, f"(c) product menu step @ {small}"),
+            Target("pin", Kind.PIN, Store.SMALL, f"(d) product PIN step @ {small}"),
+            Target("mix", Kind.MIX, Store.SMALL, f"product whole-call mix @ {small}"),
+            Target("pin_large", Kind.PIN, Store.LARGE, f"(d) product PIN step @ {large}"),
+            Target("mix_large", Kind.MIX, Store.LARGE, f"product whole-call mix @ {large}"),
+        )
+
+
+def full_plan(wrk_threads: int = 1) -> Plan:
+    """The real benchmark: 10^3 and 10^6 accounts, 3 rounds of 15 s per target."""
+    return Plan(
+        smoke=False,
+        small_accounts=1_000,
+        large_accounts=1_000_000,
+        warmup_s=5,
+        measure_s=15,
+        rounds=3,
+        connections=CONNECTIONS,
+        wrk_threads=wrk_threads,
+        guess_rps=1_000,
+        memory_calls=2_000,
+        trip_samples=50,
+    )
+
+
+def smoke_plan(wrk_threads: int = 1) -> Plan:
+    """A quick end-to-end check of the harness itself; its numbers mean little."""
+    return Plan(
+        smoke=True,
+        small_accounts=1_000,
+        large_accounts=10_000,
+        warmup_s=1,
+        measure_s=1,
+        rounds=1,
+        connections=CONNECTIONS,
+        wrk_threads=wrk_threads,
+        guess_rps=1_500,
+        memory_calls=200,
+        trip_samples=5,
+        profile_s=5,
+    )
+
+
+def _power_label(count: int) -> str:
+    exponent = len(str(count)) - 1
+    if count == 10**exponent:
+        return f"10^{exponent} accounts"
+    return f"{count:,} accounts"
