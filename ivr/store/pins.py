@@ -276,7 +276,9 @@ def create_engine(url: str, timeout_s: float) -> sa.Engine:
     engine = sa.create_engine(
         parsed,
         connect_args=_connect_args(parsed, timeout_s),
-        pool_pre_ping=True,
+        # A server connection can die while pooled; a SQLite file connection cannot, and
+        # pinging it would cost a query on every webhook that reads the store.
+        pool_pre_ping=parsed.get_backend_name() != "sqlite",
         pool_timeout=timeout_s,
         hide_parameters=True,
     )

@@ -61,7 +61,11 @@ def dependency_errors(operation: str) -> Iterator[None]:
         raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
 
 
+def script_source(name: str) -> str:
+    """The text of the Lua script ``ivr/store/<name>``."""
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
 def load_script(client: redis.Redis, name: str) -> Script:
     """Register the Lua script ``ivr/store/<name>`` (no I/O: it is sent on first use)."""
-    source = resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-    return client.register_script(source)
+    return client.register_script(script_source(name))

@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from ivr.config import LockoutSettings, RedisSettings
+from ivr.store import lockout as lockout_module
 from ivr.store.lockout import Attempt, AttemptStatus, Lockout
 from ivr.store.redis_client import connect
 
@@ -25,6 +26,18 @@ BASE = LockoutSettings(
     caller_lock_s=3600,
     global_alert_per_minute=3,
 )
+
+
+@pytest.fixture(autouse=True, params=[True, False], ids=["one-script", "per-slot"])
+def lockout_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run every test against both ways of counting: one script, or one per Cluster slot."""
+    single = bool(request.param)
+
+    class Forced(lockout_module.Lockout):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, single_script=single, **kwargs)
+
+    monkeypatch.setitem(globals(), "Lockout", Forced)
 
 
 def make(client: redis.Redis, **changes: Any) -> Lockout:

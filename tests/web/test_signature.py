@@ -141,3 +141,27 @@ def test_signature_checks_can_be_disabled_for_local_use(
     app = create_app(relaxed, services)
     response = app.test_client().post("/voice", data=phone().params())
     assert response.status_code == 200
+
+
+def test_signature_over_url_with_default_port_validates(client: FlaskClient, phone: Phone) -> None:
+    """A signature Twilio computed over the URL with :443 still validates."""
+    call = phone()
+    params = call.params()
+    signature = sign(AUTH_TOKEN, "https://ivr.example.com:443/voice", params)
+    response = client.post("/voice", data=params, headers={"X-Twilio-Signature": signature})
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("url", "variant"),
+    [
+        ("https://a.example/voice?x=1", "https://a.example:443/voice?x=1"),
+        ("https://a.example:443/voice", "https://a.example/voice"),
+        ("http://a.example/voice", "http://a.example:80/voice"),
+    ],
+)
+def test_port_variant(url: str, variant: str) -> None:
+    """The second URL tried adds or removes the scheme's default port."""
+    from ivr.web.signature import port_variant
+
+    assert port_variant(url) == variant
