@@ -28,6 +28,7 @@ from rq.serializers import JSONSerializer
 from ivr.config import Settings
 from ivr.flow.state import CallState
 from ivr.observers import PinAttempt
+from ivr.store.hashing import PinHasher
 
 log = logging.getLogger("ivr.jobs")
 
@@ -194,7 +195,10 @@ class JobEnqueuer:
         # locked_now is reported once per lock by the lockout script; this marker (alive
         # as long as the lock) also absorbs any second report for the same lock.
         lock_id = uuid.uuid4().hex
-        account = hashlib.sha256(customer_number.encode("utf-8")).hexdigest()[:32]
+        # Keyed like the lockout keys: a plain hash of a short customer number is reversible.
+        account = PinHasher.from_settings(self.settings.pin_store).subject(
+            "account", customer_number
+        )
         marker = f"{self.settings.redis.key_prefix}:jobs:lock-notified:{account}"
         ttl = self.settings.lockout.account_lock_s
         if not self.queues.client.set(marker, lock_id, nx=True, ex=ttl):
