@@ -6,7 +6,7 @@ import logging
 
 from flask import Flask
 
-from ivr import config
+from ivr import config, twiml
 from ivr.config import Settings
 from ivr.services import Services, build
 from ivr.web import agent, api, health, voice
@@ -30,6 +30,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ivr"] = services
     app.extensions["ivr.signature"] = SignatureChecker(settings)
+    app.extensions["ivr.twiml"] = twiml.Renderer(settings.routing)
     if not settings.twilio.validate_signatures:
         log.warning("[twilio] validate_signatures = false: webhooks are NOT authenticated")
     app.register_blueprint(voice.bp)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from urllib.parse import quote
 
 from twilio.twiml.voice_response import VoiceResponse
@@ -31,10 +32,54 @@ def render(
     actions: Iterable[Action], routing: RoutingSettings, url_for_step: StepUrl = step_url
 ) -> str:
     """Render ``actions`` as a TwiML document."""
-    response = VoiceResponse()
-    for action in actions:
-        _render_one(response, action, routing, url_for_step)
-    return str(response)
+    return Renderer(routing, url_for_step).render(actions)
+
+
+_HEAD = '<?xml version="1.0" encoding="UTF-8"?><Response>'
+_TAIL = "</Response>"
+# Stands in for the step counter in cached Gather fragments; replaced per request.
+_SEQ_MARK = 987654321
+MAX_CACHED_FRAGMENTS = 4096
+
+
+class Renderer:
+    """Renders actions, rendering each fragment that is the same for every call once.
+
+    Prompts and Gathers differ between callers only in the step counter, so the helper
+    library renders each once and later requests reuse the text; routes carry the
+    caller's screen-pop and are rendered every time. One instance per app.
+    """
+
+    def __init__(self, routing: RoutingSettings, url_for_step: StepUrl = step_url) -> None:
+        self._routing = routing
+        self._url_for_step = url_for_step
+        self._fragments: dict[Action, str] = {}
+
+    def render(self, actions: Iterable[Action]) -> str:
+        """Render ``actions`` as a TwiML document."""
+        parts = [self._fragment(action) for action in actions]
+        return _HEAD + "".join(parts) + _TAIL if parts else str(VoiceResponse())
+
+    def _fragment(self, action: Action) -> str:
+        if isinstance(action, Route):
+            return self._render_fragment(action)
+        key = replace(action, seq=_SEQ_MARK) if isinstance(action, Gather) else action
+        text = self._fragments.get(key)
+        if text is None:
+            text = self._render_fragment(key)
+            if len(self._fragments) < MAX_CACHED_FRAGMENTS:  # flows are finite; stay bounded
+                self._fragments[key] = text
+        if isinstance(action, Gather):
+            text = text.replace(f"n={_SEQ_MARK}", f"n={action.seq}")
+        return text
+
+    def _render_fragment(self, action: Action) -> str:
+        response = VoiceResponse()
+        _render_one(response, action, self._routing, self._url_for_step)
+        document = str(response)
+        if not (document.startswith(_HEAD) and document.endswith(_TAIL)):  # pragma: no cover
+            raise RuntimeError("unexpected TwiML framing from the helper library")
+        return document[len(_HEAD) : -len(_TAIL)]
 
 
 def _render_one(

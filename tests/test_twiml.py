@@ -9,7 +9,7 @@ import pytest
 
 from ivr import twiml
 from ivr.config import RoutingSettings
-from ivr.flow.actions import Gather, Hangup, Pause, Reason, Route, Say, ScreenPop
+from ivr.flow.actions import Action, Gather, Hangup, Pause, Reason, Route, Say, ScreenPop
 
 POP = ScreenPop(
     call_sid="CA" + "a" * 32,
@@ -121,3 +121,23 @@ def test_pause_and_hangup() -> None:
     """Pause and Hangup render as themselves."""
     root = ET.fromstring(twiml.render([Pause(2), Hangup()], ENQUEUE))
     assert [el.tag for el in root] == ["Pause", "Hangup"] and root[0].get("length") == "2"
+
+
+def test_cached_fragments_render_like_fresh_ones() -> None:
+    """A reused Renderer gives the same TwiML as a fresh render for every step counter."""
+    renderer = twiml.Renderer(ENQUEUE)
+    say = Say("Hallo", "de-DE", "Polly.Vicki-Neural")
+    for seq in (1, 2, 17, 1):
+        gather = Gather(node="pin", seq=seq, language="de-DE", prompts=(say,), num_digits=6)
+        actions: list[Action] = [say, gather]
+        assert renderer.render(actions) == twiml.render(actions, ENQUEUE)
+        assert f"n={seq}&amp;" in renderer.render(actions)
+
+
+def test_routes_are_rendered_per_call() -> None:
+    """Routes carry each caller's screen-pop and are never served from the cache."""
+    renderer = twiml.Renderer(ENQUEUE)
+    other = ScreenPop(**{**POP.__dict__, "call_sid": "CA" + "b" * 32, "identified": False})
+    first = renderer.render([Route(POP)])
+    second = renderer.render([Route(other)])
+    assert POP.call_sid in first and other.call_sid in second and first != second

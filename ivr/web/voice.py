@@ -104,7 +104,8 @@ def _answer(produce: Callable[[Services], tuple[Action, ...]]) -> Response:
             caller=_caller(services),
             language=_language(services),
         ).actions
-    return _twiml(twiml.render(actions, services.settings.routing))
+    renderer: twiml.Renderer = current_app.extensions["ivr.twiml"]
+    return _twiml(renderer.render(actions))
 
 
 def _twiml(body: str) -> Response:
