@@ -8,7 +8,6 @@ webhooks signed exactly like Twilio's. Screenshots land in ``test-artifacts/``.
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +16,12 @@ import pytest
 import redis
 from flask import Flask
 from playwright.sync_api import Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 from ivr import create_app
 from ivr.services import Services, build
 from ivr.web.agent_sse import StreamLimits
 from tests.conftest import AUTH_TOKEN, SINGLE_OWNER, make_settings, seed
+from tests.live_server import serving
 from tests.redis_server import free_port
 from tests.twilio_phone import Call
 from tests.web.test_agent import ANNA_PIN, CONSOLE, PASSWORDS
@@ -70,13 +69,8 @@ def live(redis_client: redis.Redis, redis_url: str, tmp_path: Path) -> Iterator[
     seed(services)
     app = create_app(settings, services)
     app.extensions["ivr.agent"] = dataclasses.replace(app.extensions["ivr.agent"], limits=LIMITS)
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="console-http", daemon=True)
-    thread.start()
-    yield LiveConsole(base, app, services)
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=10)
+    with serving(app, port):
+        yield LiveConsole(base, app, services)
     services.close()
 
 

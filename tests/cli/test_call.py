@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,13 +10,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner, Result
 from flask import Flask
-from werkzeug.serving import make_server
 
 from ivr.cli import cli
 from ivr.cli.call import EXIT_FAILED, EXIT_NO_AGENT, EXIT_NOT_IDENTIFIED, EXIT_USAGE
 from ivr.cli.dev_support import DevSession, write_session
 from ivr.config import Settings
 from tests.conftest import ACCOUNTS, SHARED_NUMBER, SINGLE_OWNER
+from tests.live_server import serving
 from tests.redis_server import free_port
 from tests.twilio_phone import PUBLIC_BASE
 
@@ -50,13 +49,8 @@ def config_text(settings: Settings, **changes: str) -> str:
 
 
 def serve(app: Flask) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-    server.server_close()
+    with serving(app) as url:
+        yield url
 
 
 @pytest.fixture

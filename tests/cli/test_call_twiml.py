@@ -6,20 +6,19 @@ signature with Twilio's own validator, so what the phone sends is checked for re
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
 from flask import Flask, Response, abort, request
 from twilio.request_validator import RequestValidator
-from werkzeug.serving import make_server
 
 from ivr.phone_sim import CallerId, Endpoint, Outcome, ScriptedKeypad, TerminalPhone, Transport
 from ivr.phone_sim.keys import collect, parse_script
 from ivr.phone_sim.phone import outcome_of
 from ivr.phone_sim.transport import WebhookError
 from ivr.phone_sim.verbs import RouteVerb, TwimlError, parse_twiml
+from tests.live_server import serving
 
 TOKEN = "twiml-test-token-0123456789"
 PUBLIC = "https://public.example.org"
@@ -102,13 +101,8 @@ def seen() -> Seen:
 @pytest.fixture
 def local(seen: Seen) -> Iterator[str]:
     """The TwiML service on a free port."""
-    server = make_server("127.0.0.1", 0, twiml_service(seen), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
-    server.server_close()
+    with serving(twiml_service(seen)) as url:
+        yield url
 
 
 def place(local: str, keys: str, voice_path: str = "/voice") -> tuple[Outcome, list[str]]:

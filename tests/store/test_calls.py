@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-import threading
+from functools import partial
 from typing import Any
 
 import pytest
@@ -12,6 +12,7 @@ import redis
 from ivr.flow.actions import Reason
 from ivr.flow.state import CallState
 from ivr.store.calls import CallStore
+from tests.racing import race
 
 SID = "CA" + "0123456789abcdef" * 2
 TTL = 600
@@ -77,19 +78,10 @@ def test_racing_saves_have_one_winner(store: CallStore, redis_url: str) -> None:
     """Of 10 simultaneous saves over the same seq, exactly one succeeds."""
     store.create(state(seq=0))
     clients = [redis.Redis.from_url(redis_url, socket_timeout=5) for _ in range(10)]
-    barrier = threading.Barrier(len(clients))
-    wins: list[bool] = []
-
-    def run(i: int) -> None:
-        mine = CallStore(clients[i], ttl_s=TTL)
-        barrier.wait()
-        wins.append(mine.save(state(seq=1, node=f"n{i}"), expected_seq=0))
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(clients))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    stores = [CallStore(client, ttl_s=TTL) for client in clients]
+    wins = race(
+        [partial(s.save, state(seq=1, node=f"n{i}"), expected_seq=0) for i, s in enumerate(stores)]
+    )
     for c in clients:
         c.close()
     assert sorted(wins) == [False] * 9 + [True]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
-import threading
 import time
+from functools import partial
 from typing import Any
 
 import pytest
@@ -16,6 +16,7 @@ from ivr.config import LockoutSettings, RedisSettings
 from ivr.store import lockout as lockout_module
 from ivr.store.lockout import Attempt, AttemptStatus, Lockout
 from ivr.store.redis_client import connect
+from tests.racing import race
 
 BASE = LockoutSettings(
     account_max_failures=5,
@@ -181,24 +182,17 @@ def _race(
 ) -> list[Attempt]:
     """Run begin() for each (account, caller) at once, each thread on its own connection."""
     clients = [connect(RedisSettings(socket_timeout_s=5), redis_url) for _ in calls]
-    barrier = threading.Barrier(len(calls))
-    results: list[Attempt | None] = [None] * len(calls)
+    lockouts = [Lockout(client, settings) for client in clients]
 
-    def run(i: int) -> None:
-        lockout = Lockout(clients[i], settings)
-        clients[i].ping()  # connect before the barrier so the scripts really race
-        barrier.wait()
-        results[i] = lockout.begin(*calls[i])
+    def connect_first(i: int) -> None:
+        clients[i].ping()  # connect before the start line so the scripts really race
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
+    results = race(
+        [partial(lockouts[i].begin, *calls[i]) for i in range(len(calls))], connect_first
+    )
     for c in clients:
         c.close()
-    assert all(r is not None for r in results)
-    return [r for r in results if r is not None]
+    return results
 
 
 def test_parallel_attempts_never_exceed_account_limit(
