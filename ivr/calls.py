@@ -35,6 +35,8 @@ from ivr.store.pins import PinStore
 from ivr.verification import Verifier
 
 log = logging.getLogger("ivr.calls")
+# One line per saved step (ivr dev formats it for people); its arguments carry no digits.
+STEP_MESSAGE = "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d"
 
 Clock = Callable[[], datetime]
 
@@ -186,7 +188,7 @@ class CallService:
     def _log(self, state: CallState, came_from: str) -> None:
         outcome = state.reason.value if state.reason else "-"
         log.info(
-            "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d",
+            STEP_MESSAGE,
             state.call_sid, came_from, state.node, state.routed, state.identified, outcome,
             state.attempts,
         )  # fmt: skip

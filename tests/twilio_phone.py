@@ -14,15 +14,13 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from flask.testing import FlaskClient
-from twilio.request_validator import RequestValidator
 from werkzeug.test import TestResponse
 
+from ivr.phone_sim import sign
+
+__all__ = ["PUBLIC_BASE", "Call", "Twiml", "parse_task", "sign"]
+
 PUBLIC_BASE = "https://ivr.example.com"
-
-
-def sign(auth_token: str, url: str, params: dict[str, str]) -> str:
-    """The X-Twilio-Signature Twilio would send for ``params`` posted to ``url``."""
-    return str(RequestValidator(auth_token).compute_signature(url, params))
 
 
 @dataclass

@@ -44,7 +44,7 @@ from ivr.cli.dev_support import (
     write_session,
 )
 from ivr.config import Settings
-from ivr.embedded_redis import RedisProcess
+from ivr.embedded_redis import running_redis
 from ivr.exceptions import IVRError
 from ivr.services import build
 from ivr.tunnel import TunnelFactory, ngrok_tunnel
@@ -109,15 +109,8 @@ def check_twilio_number(options: DevOptions, settings: Settings) -> str | None:
     return number
 
 
-def start_worker(
-    config_path: str, settings: Settings, echo: Echo
-) -> subprocess.Popen[bytes] | None:
-    """``ivr worker`` as a child on this Redis; None (with a note) if there is no such command."""
-    from ivr.cli import cli  # imported late: ivr.cli imports this module
-
-    if "worker" not in cli.commands:
-        echo("Worker: `ivr worker` is not available; background jobs will not run.")
-        return None
+def start_worker(config_path: str, settings: Settings) -> subprocess.Popen[bytes]:
+    """``ivr worker`` as a child process on this Redis."""
     env = {**os.environ, "IVR_CONFIG": str(Path(config_path).resolve())}
     env["IVR_REDIS_URL"] = settings.redis.url
     if settings.server.public_base_url:
@@ -174,9 +167,7 @@ def run_dev(
         listener = stack.enter_context(listen(options.host, options.port))
         redis_note = f"Redis {settings.redis.url}"
         if not settings.redis.url:
-            redis_proc = RedisProcess()
-            redis_proc.start()
-            stack.callback(redis_proc.stop)
+            redis_proc = stack.enter_context(running_redis())
             redis_note = f"embedded Redis on port {redis_proc.port}"
             settings = _replace(settings, "redis", url=redis_proc.url)
         if options.ngrok:
@@ -193,9 +184,7 @@ def run_dev(
         stack.callback(thread.join, 10)
         stack.callback(server.shutdown)
         if options.worker:
-            worker = start_worker(config_path, settings, echo)
-            if worker is not None:
-                stack.callback(stop_worker, worker)
+            stack.callback(stop_worker, start_worker(config_path, settings))
         host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host  # noqa: S104
         session = DevSession(
             f"http://{host}:{server.port}", settings.server.public_base_url, config_path

@@ -14,6 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from ivr.calls import STEP_MESSAGE
 from ivr.config import Settings
 from ivr.services import Services
 from ivr.store.accounts_csv import ImportRow
@@ -29,9 +30,6 @@ DEMO_ACCOUNTS = (
     ("100002", "Max Mustermann", ("+4940123456", "+4989765432"), "135790"),
     ("100003", "Jane Doe", ("+4940123456",), "112358"),
 )
-
-# The line ivr.calls logs per saved step (ivr/calls.py); its arguments carry no digits.
-STEP_MESSAGE = "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d"
 
 
 def dev_config_text(directory: Path) -> str:
@@ -60,8 +58,10 @@ def dev_config_path(config_path: str | None) -> str:
     if config_path is None:
         DEV_DIR.mkdir(exist_ok=True)
         if not GENERATED_CONFIG.exists():
-            GENERATED_CONFIG.write_text(dev_config_text(DEV_DIR), encoding="utf-8")
-            GENERATED_CONFIG.chmod(0o600)
+            # Created owner-only from the start: it holds the pepper and the tokens.
+            fd = os.open(GENERATED_CONFIG, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(dev_config_text(DEV_DIR))
         config_path = str(GENERATED_CONFIG)
     return config_path
 

@@ -21,7 +21,8 @@ from urllib.parse import urlencode
 
 import pytest
 
-from ivr.cli.dev_support import STEP_MESSAGE, StepFormatter
+from ivr.calls import STEP_MESSAGE
+from ivr.cli.dev_support import StepFormatter
 from tests.redis_server import free_port
 from tests.twilio_phone import sign
 
