@@ -17,12 +17,12 @@ import redis
 
 from ivr.config import Settings
 from ivr.flow.state import CallState
+from ivr.jobs import TERMINAL_STATUSES
 from ivr.observers import PinAttempt
 from ivr.store.calls import CallStore
 from ivr.store.events import EventStore
 
 # Twilio's final CallStatus values: such a call is off the board.
-ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 
 def board_payload(state: CallState, call_status: str | None) -> dict[str, object]:
@@ -31,7 +31,7 @@ def board_payload(state: CallState, call_status: str | None) -> dict[str, object
     body["routed"] = state.routed
     body["started_at"] = state.started_at
     body["call_status"] = call_status
-    body["ended"] = call_status in ENDED_STATUSES
+    body["ended"] = call_status in TERMINAL_STATUSES
     return body
 
 

@@ -64,7 +64,7 @@ class CallService:
     def start(self, call_sid: str, caller: str | None) -> tuple[Action, ...]:
         """A new call arrived at ``/voice``: greet and open the menu."""
         if not call_sid:
-            return self._unavailable(None, call_sid, caller, None, None)
+            return self._unavailable(call_sid, caller, None, None)
         now = _iso(self.clock())
         step = engine.advance(self.flow, None, CallStarted(call_sid, caller, now))
         try:
@@ -74,9 +74,9 @@ class CallService:
                 return step.actions
             existing = self.calls.load(call_sid)
         except DependencyError as exc:
-            return self._unavailable(None, call_sid, caller, None, exc)
+            return self._unavailable(call_sid, caller, None, exc)
         if existing is None:
-            return self._unavailable(None, call_sid, caller, None, None)
+            return self._unavailable(call_sid, caller, None, None)
         # The same CallSid arrived at /voice twice: a replay, never a new call.
         replayed = engine.unavailable(
             self.flow, existing, call_sid=call_sid, caller=caller, language=None
@@ -90,10 +90,10 @@ class CallService:
         try:
             state = self.calls.load(call_sid)
         except DependencyError as exc:
-            return self._unavailable(None, call_sid, None, language, exc)
+            return self._unavailable(call_sid, None, language, exc)
         if state is None:
             log.warning("call=%s step=%s unknown call", call_sid, node)
-            return self._unavailable(None, call_sid, None, language, None)
+            return self._unavailable(call_sid, None, language, None)
         return self._finish(state, self._run(state, Digits(node, seq, digits)))
 
     def fallback(
@@ -103,7 +103,7 @@ class CallService:
         try:
             state = self.calls.load(call_sid) if call_sid else None
         except DependencyError as exc:
-            return self._unavailable(None, call_sid, caller, language, exc)
+            return self._unavailable(call_sid, caller, language, exc)
         step = engine.unavailable(
             self.flow, state, call_sid=call_sid, caller=caller, language=language
         )
@@ -162,26 +162,22 @@ class CallService:
         try:
             saved = self.calls.save(new, expected_seq=loaded.seq)
         except DependencyError as exc:
-            return self._unavailable(None, new.call_sid, new.caller, new.language, exc)
+            return self._unavailable(new.call_sid, new.caller, new.language, exc)
         if not saved:
             log.warning("call=%s concurrent step refused", new.call_sid)
-            return self._unavailable(None, new.call_sid, new.caller, new.language, None)
+            return self._unavailable(new.call_sid, new.caller, new.language, None)
         self._log(new, loaded.node)
         self.observers.call_changed(new, loaded)
         return step.actions
 
     def _unavailable(
-        self,
-        state: CallState | None,
-        call_sid: str,
-        caller: str | None,
-        language: str | None,
-        exc: Exception | None,
+        self, call_sid: str, caller: str | None, language: str | None, exc: Exception | None
     ) -> tuple[Action, ...]:
+        """Hand over a call whose stored state cannot be used (or saved)."""
         if exc is not None:
             log.error("call=%s dependency failed: %s", call_sid, exc)
         step = engine.unavailable(
-            self.flow, state, call_sid=call_sid, caller=caller, language=language
+            self.flow, None, call_sid=call_sid, caller=caller, language=language
         )
         return step.actions
 

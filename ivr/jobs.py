@@ -157,6 +157,12 @@ class JobEnqueuer:
     settings: Settings
     queues: JobQueues
     clock: Callable[[], datetime] = field(default=_clock)
+    # The app's hasher (built once); None builds one from settings on first use.
+    hasher: PinHasher | None = None
+
+    def _subject(self, customer_number: str) -> str:
+        hasher = self.hasher or PinHasher.from_settings(self.settings.pin_store)
+        return hasher.subject("account", customer_number)
 
     def call_changed(self, state: CallState, previous: CallState | None) -> None:
         """Enqueue the CRM webhook once, when the call is handed to an agent."""
@@ -196,9 +202,7 @@ class JobEnqueuer:
         # as long as the lock) also absorbs any second report for the same lock.
         lock_id = uuid.uuid4().hex
         # Keyed like the lockout keys: a plain hash of a short customer number is reversible.
-        account = PinHasher.from_settings(self.settings.pin_store).subject(
-            "account", customer_number
-        )
+        account = self._subject(customer_number)
         marker = f"{self.settings.redis.key_prefix}:jobs:lock-notified:{account}"
         ttl = self.settings.lockout.account_lock_s
         if not self.queues.client.set(marker, lock_id, nx=True, ex=ttl):

@@ -22,6 +22,7 @@ from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
+from ivr.store.redis_client import close as close_redis
 from ivr.store.redis_client import connect
 from ivr.verification import Verifier
 
@@ -42,7 +43,7 @@ class Services:
 
     def close(self) -> None:
         """Release pooled connections."""
-        self.redis.close()
+        close_redis(self.redis)
         self.pins.close()
 
 
@@ -68,19 +69,18 @@ def build(settings: Settings) -> Services:
     store = CallStore(client, settings.redis.call_ttl_s, prefix)
     verifier = Verifier(lockout=lockout, pins=pins, hasher=hasher)
     metrics = Metrics()
-    observers = Observers(tuple(make_observers(settings, client, pins, metrics)))
+    observers = Observers(tuple(make_observers(settings, client, hasher, metrics)))
     service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier, observers=observers)
     return Services(settings, flow, client, pins, hasher, lockout, service, audit, metrics=metrics)
 
 
 def make_observers(
-    settings: Settings, client: redis.Redis, pins: PinStore, metrics: Metrics | None = None
+    settings: Settings, client: redis.Redis, hasher: PinHasher, metrics: Metrics
 ) -> list[CallObserver]:
     """Everything that hears about calls: board events, background jobs, metrics."""
     members: list[CallObserver] = []
     if settings.console.agents:  # nobody reads the board while the console is off
         members.append(board_observer(settings, client))
-    members.append(JobEnqueuer(settings, JobQueues(client)))
-    if metrics is not None:
-        members.append(MetricsObserver(metrics))
+    members.append(JobEnqueuer(settings, JobQueues(client), hasher=hasher))
+    members.append(MetricsObserver(metrics))
     return members

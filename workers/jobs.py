@@ -26,6 +26,7 @@ from ivr.config import Settings
 from ivr.exceptions import ConfigError, DependencyError
 from ivr.store.audit import AuditStore
 from ivr.store.pins import create_engine
+from ivr.store.redis_client import close as close_redis
 
 TwilioFactory = Callable[[Settings], Client]
 # Twilio's client has no timeout by default; a hung request would block the worker.
@@ -66,8 +67,7 @@ class JobContext:
         """Release the pooled connections."""
         self.http.close()
         self.engine.dispose()
-        self.redis.close()
-        self.redis.connection_pool.disconnect()
+        close_redis(self.redis)
 
 
 def build_context(

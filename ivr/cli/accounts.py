@@ -23,6 +23,7 @@ from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
+from ivr.store.redis_client import close as close_redis
 from ivr.store.redis_client import connect
 
 # Failures an operator can act on; anything else is a bug and keeps its traceback.
@@ -131,9 +132,7 @@ def _unlock(settings: Settings, customer_number: str) -> bool:
         lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)
         return lockout.unlock_account(hasher.subject("account", customer_number))
     finally:
-        # The client does not own a pool handed to it, so release both.
-        client.close()
-        client.connection_pool.disconnect()
+        close_redis(client)
 
 
 def _operator() -> str:

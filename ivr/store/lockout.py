@@ -56,8 +56,9 @@ class Attempt:
     """Outcome of :meth:`Lockout.begin`."""
 
     status: AttemptStatus
-    # This submission is the one that (pre-emptively) locked the account: the holder is
-    # notified once, for it, even if the PIN then turns out right and the lock is lifted.
+    # This submission is the one that (pre-emptively) locked the account. If its PIN then
+    # turns out right the lock is lifted again and nobody is notified; if wrong, the
+    # holder is notified once, for this lock.
     locked_now: bool
 
     @property

@@ -61,6 +61,13 @@ def dependency_errors(operation: str) -> Iterator[None]:
         raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
 
 
+def close(client: redis.Redis) -> None:
+    """Close ``client`` and its pool: a client built on a pool it was handed does not own
+    it, so ``client.close()`` alone leaves the pool's sockets open."""
+    client.close()
+    client.connection_pool.disconnect()
+
+
 def script_source(name: str) -> str:
     """The text of the Lua script ``ivr/store/<name>``."""
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")

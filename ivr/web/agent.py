@@ -31,6 +31,7 @@ from ivr.web.agent_auth import (
 )
 from ivr.web.agent_console import console, error, lang, make_console, page
 from ivr.web.agent_sse import StreamLimits, event_stream, resolve_start
+from ivr.web.voice import CALL_SID
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
 bp.register_blueprint(agent_calls.bp)
@@ -183,7 +184,7 @@ def events() -> Response:
     """
     current = console()
     only_call = request.args.get("call") or None
-    if only_call is not None and not agent_calls.CALL_SID.match(only_call):
+    if only_call is not None and not CALL_SID.match(only_call):
         return Response("unknown call\n", status=404, mimetype="text/plain")
     requested = request.headers.get("Last-Event-ID") or request.args.get("after") or None
     feed, close = current.open_feed()
@@ -195,7 +196,10 @@ def events() -> Response:
         # 200, not 503: on an error status EventSource would give up instead of retrying.
         return _sse(iter((f"retry: {current.limits.retry_ms * 2}\n\n",)))
     start = resolve_start(requested, first, last)
-    return _sse(event_stream(feed, start, current.limits, close, only_call))
+    response = _sse(event_stream(feed, start, current.limits, close, only_call))
+    # A generator closed before its first step never runs its finally: close here too.
+    response.call_on_close(close)
+    return response
 
 
 def _sse(body: Iterator[str]) -> Response:

@@ -7,7 +7,6 @@ rules apply here too. An unknown or malformed CallSid is a 404 that says nothing
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,11 +19,11 @@ from ivr.store.events import ZERO_ID
 from ivr.web import agent_text
 from ivr.web.agent_auth import Agent
 from ivr.web.agent_console import console, error, lang, now_iso, page
+from ivr.web.voice import CALL_SID
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 log = logging.getLogger("ivr.web.agent")
 
-CALL_SID = re.compile(r"^CA[0-9a-fA-F]{32}$")
 UNLOCK_SOURCE = "console"
 
 

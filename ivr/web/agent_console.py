@@ -12,6 +12,7 @@ from flask import Response, current_app, render_template, session
 
 from ivr.services import Services
 from ivr.store.events import EventStore
+from ivr.store.redis_client import close as close_redis
 from ivr.store.redis_client import connect
 from ivr.web import agent_text
 from ivr.web.agent_auth import AgentDirectory
@@ -58,8 +59,7 @@ def _feed_opener(services: Services, limits: StreamLimits) -> FeedOpener:
         client = connect(feed_settings)
 
         def close() -> None:
-            client.close()
-            client.connection_pool.disconnect()  # the client does not own a pool handed in
+            close_redis(client)
 
         ttl, prefix = redis_settings.call_ttl_s, redis_settings.key_prefix
         return EventStore(client, ttl, prefix), close
