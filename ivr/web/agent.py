@@ -31,6 +31,7 @@ from ivr.web.agent_auth import (
 )
 from ivr.web.agent_console import console, error, lang, make_console, page
 from ivr.web.agent_sse import StreamLimits, event_stream, resolve_start
+from ivr.web.agent_throttle import LoginThrottle
 from ivr.web.voice import CALL_SID
 
 bp = Blueprint("agent", __name__, url_prefix="/agent")
@@ -139,11 +140,18 @@ def login() -> BaseResponse:
             return redirect(_next_arg(), 303)
         return page("agent/login.html", next=_next_arg())
     username = request.form.get("username", "").strip()
+    services = current.services
+    throttle = LoginThrottle(services.redis, services.hasher, services.settings.redis.key_prefix)
+    if throttle.blocked(username):
+        log.warning("console login refused: too many failures for this username")
+        return page("agent/login.html", 429, error="login_throttled", next=_next_arg())
     agent = current.directory.authenticate(username, request.form.get("password", ""))
     if agent is None:
         # Without the username: people type passwords (or PINs) into the wrong field.
         log.warning("console login failed")
+        throttle.failed(username)
         return page("agent/login.html", 401, error="login_failed", next=_next_arg())
+    throttle.succeeded(username)
     start_session(session, agent, current.directory, current.clock())
     session.permanent = True
     log.info("console login agent=%s supervisor=%s", agent.username, agent.supervisor)

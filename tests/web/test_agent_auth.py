@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import pytest
+import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
@@ -16,6 +17,7 @@ from ivr import create_app
 from ivr.config import ConsoleSettings, Settings
 from ivr.services import Services
 from ivr.web.agent_auth import AgentDirectory
+from ivr.web.agent_throttle import MAX_FAILURES
 from tests.web.test_agent import (
     CONSOLE,
     FAST_HASH,
@@ -187,3 +189,29 @@ def test_directory_checks_passwords() -> None:
     assert directory.authenticate("anna", PASSWORDS["sam"]) is None
     assert directory.authenticate("nobody", "x") is None
     assert directory.authenticate("anna", PASSWORDS["anna"] + "x" * 600) is None
+
+
+def test_password_guessing_is_throttled_per_username(
+    client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """After MAX_FAILURES wrong passwords even the right one is refused (429) for that
+    username, while other agents still log in; the Redis key holds no username."""
+    for _ in range(MAX_FAILURES):
+        assert log_in(client, "anna", "wrong").status_code == 401
+    refused = log_in(client, "anna")
+    assert refused.status_code == 429 and "Zu viele Fehlversuche" in refused.get_data(as_text=True)
+    keys = [k.decode() for k in redis_client.scan_iter("*agent-login*")]
+    assert len(keys) == 1 and "anna" not in keys[0] and redis_client.ttl(keys[0]) > 0
+    other = next(name for name in PASSWORDS if name != "anna")
+    assert log_in(client, other).status_code == 303
+
+
+def test_successful_login_forgets_failures(client: FlaskClient) -> None:
+    """A correct password clears the failures counted for that username."""
+    for _ in range(MAX_FAILURES - 1):
+        log_in(client, "anna", "wrong")
+    assert log_in(client, "anna").status_code == 303
+    client.post("/agent/logout", data={"csrf_token": csrf_of(client.get("/agent"))})
+    for _ in range(MAX_FAILURES - 1):
+        log_in(client, "anna", "wrong")
+    assert log_in(client, "anna").status_code == 303
