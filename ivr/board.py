@@ -19,6 +19,7 @@ from ivr.config import Settings
 from ivr.flow.state import CallState
 from ivr.jobs import TERMINAL_STATUSES
 from ivr.observers import PinAttempt
+from ivr.store.batch import Batch
 from ivr.store.calls import CallStore
 from ivr.store.events import EventStore
 
@@ -57,7 +58,7 @@ class BoardObserver:
         status = None if previous is None else self.calls.status(state.call_sid)
         self._publish(state, status)
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         """Nothing to do: the state change saved right after it carries the outcome."""
 
     def call_status(self, call_sid: str, status: str) -> None:

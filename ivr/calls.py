@@ -7,7 +7,6 @@ to an agent as not identified (reason ``unavailable``), never an error.
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from ivr.flow.state import (
     VerifyPin,
 )
 from ivr.observers import Observers, PinAttempt
+from ivr.store.batch import Batch
 from ivr.store.calls import CallStore
 from ivr.store.pins import PinStore
 from ivr.verification import Verifier
@@ -94,7 +94,9 @@ class CallService:
         if state is None:
             log.warning("call=%s step=%s unknown call", call_sid, node)
             return self._unavailable(call_sid, None, language, None)
-        return self._finish(state, self._run(state, Digits(node, seq, digits)))
+        # Writes that can wait (lockout reset, audit entry) go out with the save.
+        batch = Batch()
+        return self._finish(state, self._run(state, Digits(node, seq, digits), batch), batch)
 
     def fallback(
         self, call_sid: str, caller: str | None, language: str | None
@@ -120,13 +122,13 @@ class CallService:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _run(self, state: CallState, event: Event) -> Step:
+    def _run(self, state: CallState, event: Event, batch: Batch) -> Step:
         """Advance the engine and perform every I/O need until it returns actions only."""
         step = engine.advance(self.flow, state, event)
         actions = list(step.actions)
         try:
             while step.need is not None:
-                result = self._perform(step.need, step.state)
+                result = self._perform(step.need, step.state, batch)
                 step = engine.advance(self.flow, step.state, result)
                 actions.extend(step.actions)
         except DependencyError as exc:
@@ -138,29 +140,35 @@ class CallService:
             actions.extend(step.actions)
         return Step(step.state, tuple(actions))
 
-    def _perform(self, need: Need, state: CallState) -> Event:
+    def _perform(self, need: Need, state: CallState, batch: Batch) -> Event:
         if isinstance(need, LookupCaller):
             owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
         if isinstance(need, VerifyPin):
-            outcome = self.verifier.verify(need, state.call_sid)
+            outcome = self.verifier.verify(need, state.call_sid, batch)
             now = _iso(self.clock())
             attempt = PinAttempt(
                 state.call_sid, need.customer_number, need.caller, outcome.verdict,
                 outcome.locked_now, now,
             )  # fmt: skip
-            self.observers.pin_attempted(attempt)
+            self.observers.pin_attempted(attempt, batch)
             return PinChecked(outcome.verdict, now, outcome.name)
         raise TypeError(f"unknown need {need!r}")  # pragma: no cover
 
-    def _finish(self, loaded: CallState, step: Step) -> tuple[Action, ...]:
-        """Save the new state if nobody else moved this call meanwhile; else hand over."""
+    def _finish(
+        self, loaded: CallState, step: Step, batch: Batch | None = None
+    ) -> tuple[Action, ...]:
+        """Save the new state if nobody else moved this call meanwhile; else hand over.
+
+        ``batch`` goes out with the save, whether the save wins or not: what it holds
+        (a lockout reset, an audit entry) happened either way.
+        """
         new = step.state
         if new.seq == loaded.seq:
             # Routing emits no Gather, but the version must still move for the CAS.
-            new = dataclasses.replace(new, seq=loaded.seq + 1)
+            new = new.evolve(seq=loaded.seq + 1)
         try:
-            saved = self.calls.save(new, expected_seq=loaded.seq)
+            saved = self.calls.save(new, expected_seq=loaded.seq, batch=batch)
         except DependencyError as exc:
             return self._unavailable(new.call_sid, new.caller, new.language, exc)
         if not saved:

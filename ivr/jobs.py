@@ -1,7 +1,9 @@
-"""Background work the web app hands to the RQ worker: CRM webhook, lockout SMS, audit.
+"""Background work the web app hands to the worker: CRM webhook, lockout SMS, audit.
 
 :class:`JobEnqueuer` is a call observer. It only enqueues (a Redis round trip); the
-worker in ``workers/`` does the slow part. Job arguments are JSON-able values — never a
+worker in ``workers/`` does the slow part. PIN attempts are not rq jobs: the
+:class:`AuditObserver` adds each one to the audit journal (a Redis stream, sent with the
+call's save) that the worker drains into SQL. Job arguments are JSON-able values — never a
 PIN — and each job gets an id derived from what it is about (call and event, attempt,
 lock), so enqueuing the same thing twice while the first job exists is refused by rq
 (``unique=True``) and a retried job can recognise work it already did.
@@ -28,6 +30,8 @@ from rq.serializers import JSONSerializer
 from ivr.config import Settings
 from ivr.flow.state import CallState
 from ivr.observers import PinAttempt
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.batch import Batch
 from ivr.store.hashing import PinHasher
 
 log = logging.getLogger("ivr.jobs")
@@ -39,7 +43,6 @@ QUEUES = (QUEUE_CRM, QUEUE_NOTIFY, QUEUE_AUDIT)
 
 DELIVER_WEBHOOK = "workers.crm.deliver_webhook"
 NOTIFY_LOCKOUT = "workers.sms.notify_lockout"
-RECORD_ATTEMPT = "workers.audit.record_attempt"
 PURGE_AUDIT = "workers.audit.purge_audit"
 
 EVENT_ROUTED = "call.routed"
@@ -112,16 +115,8 @@ class JobQueues:
         args: Sequence[Any],
         jid: str,
         retries: int,
-        *,
-        unique: bool = True,
-        result_ttl: int = RESULT_TTL_S,
     ) -> bool:
-        """Enqueue ``func(*args)`` as job ``jid``; False when that job already exists.
-
-        ``unique=False`` is for ids that cannot repeat (a fresh uuid): rq then needs no
-        existence check, so the job, the queue index and the TTLs go out in one round trip
-        instead of three — this runs inside every PIN webhook.
-        """
+        """Enqueue ``func(*args)`` as job ``jid``; False when that job already exists."""
         retry = (
             Retry(max=retries, interval=backoff(retries, self.retry_base_s)) if retries else None
         )
@@ -129,10 +124,10 @@ class JobQueues:
         with self.client.pipeline(transaction=False) as pipe:
             try:
                 target.enqueue_call(
-                    func, args=list(args), job_id=jid, unique=unique, retry=retry,
+                    func, args=list(args), job_id=jid, unique=True, retry=retry,
                     description=f"{func} {jid}",  # rq logs the description: no arguments
-                    timeout=JOB_TIMEOUT_S, ttl=QUEUED_TTL_S, result_ttl=result_ttl,
-                    failure_ttl=FAILURE_TTL_S, pipeline=None if unique else pipe,
+                    timeout=JOB_TIMEOUT_S, ttl=QUEUED_TTL_S, result_ttl=RESULT_TTL_S,
+                    failure_ttl=FAILURE_TTL_S,
                 )  # fmt: skip
             except DuplicateJobError:
                 log.info("job %s already enqueued", jid)
@@ -176,18 +171,8 @@ class JobEnqueuer:
         if self.settings.screen_pop.webhook_url and status in TERMINAL_STATUSES:
             self._crm(call_sid, EVENT_ENDED, ended_payload(call_sid, status, self.clock()))
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
-        """Audit every attempt; on the attempt that locked an account, notify its holder."""
-        attempt_id = uuid.uuid4().hex
-        self.queues.enqueue(
-            QUEUE_AUDIT, RECORD_ATTEMPT,
-            [attempt_id, attempt.call_sid, attempt.customer_number, attempt.caller,
-             attempt.verdict.value, attempt.at],
-            f"audit-{attempt_id}", JOB_RETRIES,
-            # A fresh id cannot collide, and a finished audit job is worthless once its row
-            # is in SQL (the row's unique key makes retries idempotent): keep nothing.
-            unique=False, result_ttl=0,
-        )  # fmt: skip
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+        """On the attempt that locked an account, notify its holder (rare: sent at once)."""
         if attempt.locked_now and self.settings.notify.sms_from:
             self._notify_lock(attempt.customer_number)
 
@@ -212,3 +197,23 @@ class JobEnqueuer:
             QUEUE_NOTIFY, NOTIFY_LOCKOUT, [customer_number, lock_id], f"sms-{lock_id}",
             JOB_RETRIES,
         )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class AuditObserver:
+    """Call observer that journals every PIN attempt for the SQL audit trail."""
+
+    journal: AuditJournal
+
+    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+        """Nothing to audit: only PIN attempts are."""
+
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+        """Add the attempt (no digits) to the journal, in the webhook's batch."""
+        self.journal.add(
+            batch, attempt.call_sid, attempt.customer_number, attempt.caller,
+            attempt.verdict.value, attempt.at,
+        )  # fmt: skip
+
+    def call_status(self, call_sid: str, status: str) -> None:
+        """Nothing to audit."""

@@ -26,6 +26,8 @@ from ivr.exceptions import DependencyError
 from ivr.flow.state import CallState, Verdict
 from ivr.jobs import QUEUES
 from ivr.observers import PinAttempt
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.batch import Batch
 from ivr.store.lockout import Lockout
 
 # Twilio waits 15 s for a webhook; the interesting range is well below a second.
@@ -72,7 +74,7 @@ class MetricsObserver:
             reason = state.reason.value if state.reason else "none"
             self.metrics.routed.labels(str(state.identified).lower(), reason).inc()
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         """Count the outcome, and the lockout this attempt caused."""
         self.metrics.verifications.labels(attempt.verdict.value).inc()
         if attempt.locked_now:
@@ -91,9 +93,11 @@ class LiveCollector(Collector):
         client: redis.Redis,
         alert_per_minute: int,
         queues: Sequence[str] = QUEUES,
+        journal: AuditJournal | None = None,
     ) -> None:
         self._lockout = lockout
         self._client = client
+        self._journal = journal
         self._alert = alert_per_minute
         self._queues = tuple(queues)
 
@@ -129,4 +133,14 @@ class LiveCollector(Collector):
             depth.add_metric([name], queue.count)
             registry = FailedJobRegistry(queue=queue)
             failed.add_metric([name], registry.get_job_count(cleanup=False))
-        return [failures, depth, failed]
+        live: list[Metric] = [failures, depth, failed]
+        if self._journal is not None:
+            backlog = self._journal.backlog()
+            live.append(
+                GaugeMetricFamily(
+                    "ivr_audit_backlog",
+                    "PIN attempts waiting in Redis to be written to the SQL audit trail.",
+                    value=backlog,
+                )
+            )
+        return live

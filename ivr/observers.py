@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from ivr.flow.state import CallState, Verdict
+from ivr.store.batch import Batch
 
 log = logging.getLogger("ivr.observers")
 
@@ -36,8 +37,12 @@ class CallObserver(Protocol):
     def call_changed(self, state: CallState, previous: CallState | None) -> None:
         """``state`` was saved; ``previous`` is what was stored before (None: new call)."""
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
-        """A PIN submission was counted and judged."""
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+        """A PIN submission was counted and judged.
+
+        Redis writes go into ``batch`` (sent with the call's save, one round trip for
+        all), not to Redis directly.
+        """
 
     def call_status(self, call_sid: str, status: str) -> None:
         """Twilio reported the call's status (completed, busy, …)."""
@@ -56,10 +61,10 @@ class Observers:
             except Exception:
                 log.exception("call=%s observer %s failed", state.call_sid, _name(member))
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         for member in self.members:
             try:
-                member.pin_attempted(attempt)
+                member.pin_attempted(attempt, batch)
             except Exception:
                 log.exception("call=%s observer %s failed", attempt.call_sid, _name(member))
 

@@ -14,10 +14,11 @@ from ivr.board import board_observer
 from ivr.calls import CallService
 from ivr.config import Settings
 from ivr.flow.model import Flow, load_flow
-from ivr.jobs import JobEnqueuer, JobQueues
+from ivr.jobs import AuditObserver, JobEnqueuer, JobQueues
 from ivr.metrics import Metrics, MetricsObserver
 from ivr.observers import CallObserver, Observers
 from ivr.store.audit import AuditStore
+from ivr.store.audit_journal import AuditJournal
 from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
@@ -77,10 +78,11 @@ def build(settings: Settings) -> Services:
 def make_observers(
     settings: Settings, client: redis.Redis, hasher: PinHasher, metrics: Metrics
 ) -> list[CallObserver]:
-    """Everything that hears about calls: board events, background jobs, metrics."""
+    """Everything that hears about calls: board events, audit, background jobs, metrics."""
     members: list[CallObserver] = []
     if settings.console.agents:  # nobody reads the board while the console is off
         members.append(board_observer(settings, client))
+    members.append(AuditObserver(AuditJournal(client, settings.redis.key_prefix)))
     members.append(JobEnqueuer(settings, JobQueues(client), hasher=hasher))
     members.append(MetricsObserver(metrics))
     return members

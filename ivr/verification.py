@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from ivr.flow.state import Verdict, VerifyPin
+from ivr.store.batch import Batch
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
@@ -35,8 +36,12 @@ class Verifier:
     pins: PinStore
     hasher: PinHasher
 
-    def verify(self, need: VerifyPin, call_sid: str) -> Outcome:
-        """Count the attempt, then compare; raises DependencyError if a store fails."""
+    def verify(self, need: VerifyPin, call_sid: str, batch: Batch | None = None) -> Outcome:
+        """Count the attempt, then compare; raises DependencyError if a store fails.
+
+        The count goes to Redis at once (it gates the comparison); the reset after a right
+        PIN joins ``batch`` when one is given, to go out with the call's save.
+        """
         account_key = self.hasher.subject("account", need.customer_number)
         caller_key = self.hasher.subject("caller", need.caller) if need.caller else None
         attempt = self.lockout.begin(account_key, caller_key)
@@ -50,6 +55,6 @@ class Verifier:
             else:
                 log.info("call=%s verify=wrong", call_sid)
             return Outcome(Verdict.WRONG, locked_now=attempt.locked_now)
-        self.lockout.succeeded(account_key, caller_key)
+        self.lockout.succeeded(account_key, caller_key, batch)
         log.info("call=%s verify=verified", call_sid)
         return Outcome(Verdict.VERIFIED, name=account.name)

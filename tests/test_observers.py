@@ -14,6 +14,7 @@ from ivr.exceptions import FlowError
 from ivr.flow.state import CallState, Verdict
 from ivr.observers import Observers, PinAttempt
 from ivr.services import Services, build
+from ivr.store.batch import Batch
 from tests.conftest import ACCOUNTS, SINGLE_OWNER
 from tests.twilio_phone import Call, parse_task
 
@@ -27,7 +28,7 @@ class Recorder:
     def call_changed(self, state: CallState, previous: CallState | None) -> None:
         self.changes.append((state, previous))
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         self.attempts.append(attempt)
 
     def call_status(self, call_sid: str, status: str) -> None:
@@ -38,7 +39,7 @@ class Broken:
     def call_changed(self, state: CallState, previous: CallState | None) -> None:
         raise RuntimeError("board down")
 
-    def pin_attempted(self, attempt: PinAttempt) -> None:
+    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         raise RuntimeError("queue down")
 
     def call_status(self, call_sid: str, status: str) -> None:

@@ -1,4 +1,4 @@
-"""Audit jobs: write each PIN attempt to the SQL audit trail; purge it daily.
+"""Audit jobs: purge the SQL audit trail daily (attempts arrive via workers.journal).
 
 Scheduling: rq has no cron of its own in the worker loop (rq's CronScheduler is another
 process to run and supervise). Instead every worker that serves the audit queue calls
@@ -24,20 +24,6 @@ log = logging.getLogger("workers.audit")
 # Long enough to outlive its day; the key names the day, so tomorrow needs a new one.
 PURGE_MARKER_TTL_S = 2 * 86400
 PURGE_RETRIES = 3
-
-
-def record_attempt(
-    attempt_id: str,
-    call_sid: str,
-    customer_number: str,
-    caller: str | None,
-    outcome: str,
-    at: str,
-) -> None:
-    """RQ job: record one PIN attempt (``at`` is ISO 8601); a rerun changes nothing."""
-    current_context().audit.record_attempt(
-        call_sid, customer_number, caller, outcome, _parse_time(at), attempt_id=attempt_id
-    )
 
 
 def purge_audit() -> int:
@@ -68,8 +54,3 @@ def schedule_daily_purge(settings: Settings, client: redis.Redis, now: datetime)
     if queued:
         log.info("audit purge for %s enqueued", day)
     return queued
-
-
-def _parse_time(text: str) -> datetime:
-    # Python 3.11's fromisoformat accepts the trailing "Z" the call service writes.
-    return datetime.fromisoformat(text)

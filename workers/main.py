@@ -28,6 +28,7 @@ from ivr.exceptions import ConfigError
 from ivr.jobs import QUEUE_AUDIT, QUEUES
 from workers.audit import schedule_daily_purge
 from workers.jobs import ContextJob, JobContext, TwilioFactory, build_context, default_twilio_client
+from workers.journal import JournalDrain, consumer_name, drain_all
 
 log = logging.getLogger("workers.main")
 
@@ -122,21 +123,30 @@ def run(
 ) -> bool:
     """Serve ``queues`` until stopped (or, with ``burst``, until they are empty).
 
-    Returns whether any job ran. ``twilio_factory`` and ``http`` replace the Twilio
+    Returns whether any job ran or any journalled attempt was written. A worker of the
+    audit queue also drains the audit journal: in a thread beside rq's loop, or with
+    ``burst`` once before the jobs. ``twilio_factory`` and ``http`` replace the Twilio
     client and the CRM's HTTP session (tests point them at local servers).
     """
     names = check_queues(queues)
     connection = worker_connection(settings.redis)
     try:
+        connection.ping()  # an unreachable Redis is one clear error before anything starts
         context = build_context(settings, connection, twilio_factory=twilio_factory, http=http)
     except BaseException:
         connection.close()
         raise
+    drain = JournalDrain(context) if QUEUE_AUDIT in names and not burst else None
     try:
+        written = drain_all(context, consumer_name()) if QUEUE_AUDIT in names and burst else 0
         worker = IVRWorker(names, connection=connection, context=context, commands=not burst)
+        if drain is not None:
+            drain.start()
         with _restored_signal_handlers():
-            return worker.work(burst=burst, with_scheduler=with_scheduler)
+            return worker.work(burst=burst, with_scheduler=with_scheduler) or written > 0
     finally:
+        if drain is not None:
+            drain.stop()
         context.close()
 
 

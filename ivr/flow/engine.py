@@ -11,7 +11,6 @@ The PIN only ever travels in the transient :class:`VerifyPin` need.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from ivr.flow.actions import Action, Gather, Hangup, Reason, Route
 from ivr.flow.model import Flow
@@ -60,7 +59,7 @@ def advance(flow: Flow, state: CallState | None, event: Event) -> Step:
             return _unavailable(flow, state)
         if event.customer_number is None:
             return _enter(flow, state, node.other)
-        return _enter(flow, replace(state, customer_number=event.customer_number), node.single)
+        return _enter(flow, state.evolve(customer_number=event.customer_number), node.single)
     return _pin_checked(flow, state, node, event)
 
 
@@ -101,7 +100,7 @@ def _digits(flow: Flow, state: CallState, node: Node | None, digits: str | None)
     if isinstance(node, CustomerNumberNode):
         value = _typed(digits)
         if value and _is_digits(value) and len(value) <= node.max_digits:
-            return _enter(flow, replace(state, customer_number=value), node.next)
+            return _enter(flow, state.evolve(customer_number=value), node.next)
         return _reprompt(flow, state, node, value)
     if isinstance(node, PinNode):
         if state.customer_number is None:
@@ -118,7 +117,7 @@ def _menu(flow: Flow, state: CallState, node: MenuNode, digits: str | None) -> S
     if key is None:
         return _reprompt(flow, state, node, digits)
     language = key.language or state.language
-    return _enter(flow, replace(state, topic=key.topic or state.topic, language=language), key.goto)
+    return _enter(flow, state.evolve(topic=key.topic or state.topic, language=language), key.goto)
 
 
 def _typed(digits: str | None) -> str:
@@ -135,7 +134,7 @@ def _reprompt(
     flow: Flow, state: CallState, node: MenuNode | CustomerNumberNode | PinNode, typed: str | None
 ) -> Step:
     """No input (``typed`` empty) or an invalid one: ask again, or give up after too many."""
-    state = replace(state, reprompts=state.reprompts + 1)
+    state = state.evolve(reprompts=state.reprompts + 1)
     if state.reprompts > flow.max_reprompts:
         return _enter(flow, state, flow.no_input)
     excuse = flow.invalid_prompt if typed else flow.no_input_prompt
@@ -145,14 +144,14 @@ def _reprompt(
 def _pin_checked(flow: Flow, state: CallState, node: Node | None, event: PinChecked) -> Step:
     if not isinstance(node, PinNode) or event.verdict is Verdict.UNAVAILABLE:
         return _unavailable(flow, state)
-    state = replace(state, attempts=state.attempts + 1)
+    state = state.evolve(attempts=state.attempts + 1)
     if event.verdict is Verdict.VERIFIED:
-        verified = replace(state, identified=True, name=event.name, verified_at=event.now)
+        verified = state.evolve(identified=True, name=event.name, verified_at=event.now)
         return _enter(flow, verified, node.verified)
     if event.verdict is Verdict.LOCKED:
         return _enter(flow, state, node.locked)
     if state.attempts < flow.attempts_per_call:
-        return _gather(flow, replace(state, reprompts=0), node, (node.retry_prompt, node.prompt))
+        return _gather(flow, state.evolve(reprompts=0), node, (node.retry_prompt, node.prompt))
     return _enter(flow, state, node.failed)
 
 
@@ -162,14 +161,14 @@ def _pin_checked(flow: Flow, state: CallState, node: Node | None, event: PinChec
 def _enter(flow: Flow, state: CallState, name: str, actions: Actions = ()) -> Step:
     """Move to node ``name``: the previous node is still ``state.node``."""
     node = flow.nodes[name]
-    arriving = replace(state, reprompts=0)
+    arriving = state.evolve(reprompts=0)
     if isinstance(node, MenuNode):
         intro = node.intro if name != state.node else None
         return _gather(flow, arriving, node, (intro, node.prompt), actions)
     if isinstance(node, CallerLookupNode):
         if state.caller is None:
             return _enter(flow, state, node.other, actions)
-        return Step(replace(arriving, node=name), actions, LookupCaller(state.caller))
+        return Step(arriving.evolve(node=name), actions, LookupCaller(state.caller))
     if isinstance(node, CustomerNumberNode):
         return _gather(flow, arriving, node, (node.prompt,), actions)
     if isinstance(node, PinNode):
@@ -189,7 +188,7 @@ def _gather(
     actions: Actions = (),
 ) -> Step:
     """Ask at ``node``; every Gather moves the call to the next ``seq``."""
-    state = replace(state, node=node.name, seq=state.seq + 1)
+    state = state.evolve(node=node.name, seq=state.seq + 1)
     num_digits: int | None = 1
     finish: str | None = None
     if not isinstance(node, MenuNode):
@@ -213,8 +212,7 @@ def _route(
     """Hand the call to an agent; only a verified route keeps the caller identified."""
     why = reason or node.reason
     identified = state.identified and why is Reason.VERIFIED
-    state = replace(
-        state,
+    state = state.evolve(
         node=node.name,
         reason=why,
         routed=True,

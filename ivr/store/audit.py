@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +54,18 @@ class AuditKind(str, Enum):
 
     ATTEMPT = "attempt"
     UNLOCK = "unlock"
+
+
+@dataclass(frozen=True)
+class AttemptRow:
+    """One PIN attempt to record; ``key`` is unique per attempt (a rerun is skipped)."""
+
+    key: str
+    call_sid: str
+    customer_number: str
+    caller: str | None
+    outcome: str
+    at: datetime
 
 
 @dataclass(frozen=True)
@@ -109,10 +121,25 @@ class AuditStore:
         verdict = Verdict(outcome).value  # ValueError for anything that is not an outcome
         moment = _utc(at)
         key = attempt_id or _derived_key(call_sid, customer_number, caller, verdict, moment)
-        self._insert_once(
-            event_key=key, kind=AuditKind.ATTEMPT.value, at=moment, call_sid=call_sid,
-            customer_number=customer_number, caller=caller, outcome=verdict,
-        )  # fmt: skip
+        self.record_attempts([AttemptRow(key, call_sid, customer_number, caller, verdict, moment)])
+
+    def record_attempts(self, rows: Sequence[AttemptRow]) -> None:
+        """Record many attempts in one transaction; rows already recorded are skipped."""
+        if not rows:
+            return
+        values = [
+            {
+                "event_key": row.key,
+                "kind": AuditKind.ATTEMPT.value,
+                "at": _utc(row.at),
+                "call_sid": row.call_sid,
+                "customer_number": row.customer_number,
+                "caller": row.caller,
+                "outcome": Verdict(row.outcome).value,
+            }  # fmt: skip
+            for row in rows
+        ]
+        self._insert_once(values)
 
     def record_unlock(
         self,
@@ -124,11 +151,12 @@ class AuditStore:
         unlock_id: str | None = None,
     ) -> None:
         """Record that ``actor`` unlocked an account via ``source`` (``cli``, ``console``…)."""
-        self._insert_once(
+        row = dict(
             event_key=unlock_id or uuid.uuid4().hex, kind=AuditKind.UNLOCK.value,
             at=_utc(at or datetime.now(UTC)), call_sid=None, customer_number=customer_number,
             caller=None, outcome=UNLOCKED, actor=actor, source=source,
         )  # fmt: skip
+        self._insert_once([row])
 
     def export(self, since: datetime) -> Iterator[AuditRecord]:
         """Every row at or after ``since`` (naive means UTC), oldest first, streamed."""
@@ -154,15 +182,17 @@ class AuditStore:
             query = sa.select(sa.func.count()).select_from(audit_events)
             return int(conn.execute(query).scalar_one())
 
-    def _insert_once(self, **values: Any) -> None:
-        statement = _insert_ignoring_duplicates(self._engine.dialect.name).values(**values)
+    def _insert_once(self, rows: list[dict[str, Any]]) -> None:
+        statement = _insert_ignoring_duplicates(self._engine.dialect.name)
         with _translate_errors():
             try:
                 with self._engine.begin() as conn:
-                    conn.execute(statement)
+                    conn.execute(statement, rows)
             except sa_exc.IntegrityError:
-                # Only reached on dialects without ON CONFLICT: the row is already there.
-                return
+                # Only reached on dialects without ON CONFLICT: insert one by one instead.
+                if len(rows) > 1:
+                    for row in rows:
+                        self._insert_once([row])
 
 
 def _insert_ignoring_duplicates(dialect: str) -> Any:

@@ -15,7 +15,8 @@ from typing import Any
 import redis
 
 from ivr.flow.state import CallState
-from ivr.store.redis_client import dependency_errors, load_script
+from ivr.store.batch import Batch
+from ivr.store.redis_client import dependency_errors, load_script, round_trip
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ class CallStore:
     def load(self, call_sid: str) -> CallState | None:
         """The stored state, or None if there is none or it cannot be read."""
         with dependency_errors("call state load"):
-            blob = self._client.get(self._key(call_sid))
+            (blob,) = round_trip(self._client, [("GET", self._key(call_sid))])
+            if isinstance(blob, Exception):
+                raise blob
         if blob is None:
             return None
         state = _decode(blob)
@@ -51,16 +54,17 @@ class CallStore:
             )
         return bool(created)
 
-    def save(self, state: CallState, expected_seq: int) -> bool:
+    def save(self, state: CallState, expected_seq: int, batch: Batch | None = None) -> bool:
         """Replace the state only if the stored one has ``seq == expected_seq``.
 
         Atomic in one script, so two racing or replayed webhooks for the same step
         cannot both win. False on conflict, or if the state is missing or unreadable.
+        The writes in ``batch`` go out first, in the same round trip.
         """
+        pending = batch if batch is not None else Batch()
         args = (_encode(state), expected_seq, self._ttl_s)
-        with dependency_errors("call state save"):
-            written = self._save(keys=[self._key(state.call_sid)], args=args)
-        return bool(written)
+        pending.script(self._save, [self._key(state.call_sid)], args, what="call state save")
+        return bool(pending.send(self._client)[-1])
 
     def expire(self, call_sid: str, ttl_s: int) -> None:
         """Let the call's state and status expire in ``ttl_s`` seconds (e.g. once it ended)."""

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
 import redis
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
 
 from ivr.config import LockoutSettings
+from ivr.store.batch import Batch
 from ivr.store.redis_client import dependency_errors, load_script, script_source
 
 # Withheld numbers all share this caller subject. They are the obvious vector for PIN
@@ -104,6 +103,7 @@ class Lockout:
             else not isinstance(client, redis.RedisCluster)
         )
         self._attempt = client.register_script(combined_attempt_script())
+        self._success = client.register_script(combined_success_script())
 
     def begin(self, account_key: str, caller_key: str | None) -> Attempt:
         """Count a PIN submission as a failure and say whether it may be compared."""
@@ -150,19 +150,31 @@ class Lockout:
         status = AttemptStatus.ALLOWED if allowed else AttemptStatus.ACCOUNT_LOCKED
         return Attempt(status, locked_now=bool(locked_now))
 
-    def succeeded(self, account_key: str, caller_key: str | None) -> None:
-        """The allowed PIN was right: reset the account, take back the other failures."""
-        calls = (
-            _Call(self._account_reset, self._account_keys(account_key), ()),
-            _Call(
-                self._caller_success,
-                self._caller_keys(caller_key),
-                (self._settings.caller_max_failures,),
-            ),
-            self._global_call(-1),
-        )
-        with dependency_errors("lockout reset"):
-            self._run(*calls)
+    def succeeded(
+        self, account_key: str, caller_key: str | None, batch: Batch | None = None
+    ) -> None:
+        """The allowed PIN was right: reset the account, take back the other failures.
+
+        With ``batch`` the reset is only added to it, to go out with the call's save: the
+        failure stays counted a moment longer, which can only refuse, never allow more.
+        """
+        account = self._account_keys(account_key)
+        caller = self._caller_keys(caller_key)
+        pending = batch if batch is not None else Batch()
+        if self._single_node:
+            keys = (*account, *caller, *self._global_keys(time.time()))
+            args = (self._settings.caller_max_failures,)
+            pending.script(self._success, keys, args, what="lockout reset")
+        else:
+            pending.script(self._account_reset, account, (), what="lockout reset")
+            pending.script(
+                self._caller_success, caller, (self._settings.caller_max_failures,),
+                what="lockout reset",
+            )  # fmt: skip
+            call = self._global_call(-1)
+            pending.script(call.script, call.keys, call.args, what="lockout reset")
+        if batch is None:
+            pending.send(self._client)
 
     def unlock_account(self, account_key: str) -> bool:
         """Lift an account's lock and forget its failures; True if there was any."""
@@ -222,33 +234,20 @@ class Lockout:
     # --- execution --------------------------------------------------------------------
 
     def _run(self, *calls: _Call) -> list[Any]:
-        """Run scripts in one round trip, each by EVALSHA; reload any the server lost.
-
-        redis-py's own pipelined scripts cost an extra SCRIPT EXISTS round trip every
-        time, so NOSCRIPT (first use, or after a Redis restart) is handled here: only the
-        scripts that were refused are re-run, loading them, so nothing counts twice.
-        """
-        pipe = self._client.pipeline(transaction=False)
+        """Run scripts in one round trip, each by EVALSHA (see :class:`Batch`)."""
+        batch = Batch()
         for call in calls:
-            pipe.evalsha(call.script.sha, len(call.keys), *call.keys, *call.args)
-        results: Sequence[Any] = pipe.execute(raise_on_error=False)
-        return [_result(call, result) for call, result in zip(calls, results, strict=True)]
+            batch.script(call.script, call.keys, call.args, what="lockout script")
+        return batch.send(self._client)
 
 
 def combined_attempt_script() -> str:
-    """The caller, global and account scripts as local functions of one script.
-
-    Each file's top-level ``KEYS``/``ARGV`` become the function's parameters, so the
-    logic exists once, in its own file, whichever way it is run.
-    """
-    parts = [
-        f"local function {name}(KEYS, ARGV)\n{script_source(file)}\nend"
-        for name, file in (
-            ("caller", "lockout_caller.lua"),
-            ("count_global", "lockout_global.lua"),
-            ("account", "lockout_account.lua"),
-        )
-    ]
+    """The caller, global and account scripts as local functions of one script."""
+    parts = _as_functions(
+        ("caller", "lockout_caller.lua"),
+        ("count_global", "lockout_global.lua"),
+        ("account", "lockout_account.lua"),
+    )
     main = """
 -- KEYS: caller fails, caller block, global now, global previous, account fails, lock
 -- ARGV: caller max, window, lock; global ttl; account max, window, lock
@@ -264,12 +263,32 @@ return {0, result[1], result[2]}
     return "\n".join(parts) + main
 
 
-def _result(call: _Call, result: Any) -> Any:
-    if isinstance(result, NoScriptError):
-        return call.script(keys=call.keys, args=call.args)
-    if isinstance(result, Exception):
-        raise result
-    return result
+def combined_success_script() -> str:
+    """The account reset, caller success and global take-back as one script."""
+    parts = _as_functions(
+        ("reset_account", "lockout_account_reset.lua"),
+        ("caller_success", "lockout_caller_success.lua"),
+        ("count_global", "lockout_global.lua"),
+    )
+    main = """
+-- KEYS: account fails, lock, caller fails, caller block, global now, global previous
+-- ARGV: caller max. Returns the caller's remaining failure count.
+reset_account({KEYS[1], KEYS[2]}, {})
+count_global({KEYS[5], KEYS[6]}, {'-1', '0'})
+return caller_success({KEYS[3], KEYS[4]}, {ARGV[1]})
+"""
+    return "\n".join(parts) + main
+
+
+def _as_functions(*scripts: tuple[str, str]) -> list[str]:
+    """Each ``(name, file)`` script as a local Lua function of that name.
+
+    The file's top-level ``KEYS``/``ARGV`` become the function's parameters, so the logic
+    exists once, in its own file, whichever way it is run.
+    """
+    return [
+        f"local function {name}(KEYS, ARGV)\n{script_source(file)}\nend" for name, file in scripts
+    ]
 
 
 def _check_subject(subject: str, what: str) -> None:

@@ -16,6 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from ivr.metrics import LiveCollector, Metrics
 from ivr.services import Services
+from ivr.store.audit_journal import AuditJournal
 from ivr.web.api import bearer_error
 
 bp = Blueprint("metrics", __name__)
@@ -31,8 +32,11 @@ def init_app(app: Flask, services: Services) -> None:
     registry.register(metrics)
     registry.register(
         LiveCollector(
-            services.lockout, services.redis, services.settings.lockout.global_alert_per_minute
-        )
+            services.lockout,
+            services.redis,
+            services.settings.lockout.global_alert_per_minute,
+            journal=AuditJournal(services.redis, services.settings.redis.key_prefix),
+        )  # fmt: skip
     )
     app.extensions[REGISTRY_KEY] = registry
     app.before_request(_start_timer)

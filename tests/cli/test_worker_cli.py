@@ -9,12 +9,11 @@ from click.testing import CliRunner, Result
 from ivr.cli import cli
 from ivr.cli.worker import worker
 from ivr.config import RedisSettings, Settings
-from ivr.jobs import QUEUE_AUDIT, RECORD_ATTEMPT, JobQueues
 from ivr.services import Services
 from ivr.store.audit import AuditStore
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.batch import Batch
 from tests.redis_server import free_port
-
-ATTEMPT = ["w-1", "CA" + "5" * 32, "200001", None, "verified", "2026-11-01T10:00:00Z"]
 
 
 def invoke(settings: Settings, *args: str) -> Result:
@@ -29,8 +28,11 @@ def assert_one_line_error(result: Result, needle: str) -> None:
 
 
 def test_burst_runs_the_waiting_jobs(settings: Settings, services: Services) -> None:
-    """``ivr worker --burst`` works off the queues and exits 0."""
-    JobQueues(services.redis).enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, ATTEMPT, "audit-w-1", 1)
+    """``ivr worker --burst`` writes the journalled attempts to SQL and exits 0."""
+    batch = Batch()
+    journal = AuditJournal(services.redis, settings.redis.key_prefix)
+    journal.add(batch, "CA" + "5" * 32, "200001", None, "verified", "2026-11-01T10:00:00Z")
+    batch.send(services.redis)
     result = invoke(settings, "--burst", "--queue", "audit")
     assert result.exit_code == 0, result.output
     assert AuditStore(services.pins.engine).count() == 1

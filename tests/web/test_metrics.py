@@ -67,7 +67,8 @@ def test_calls_are_counted(phone: Phone, client: FlaskClient) -> None:
     assert count == 2
     assert after[("ivr_webhook_duration_seconds_count", (("endpoint", "voice.step"),))] >= 6
     assert after[("ivr_pin_failures_last_minute", ())] >= 2
-    assert after[("ivr_queue_depth", (("queue", "audit"),))] == 4  # no worker ran
+    assert after[("ivr_audit_backlog", ())] == 4  # no worker ran
+    assert after[("ivr_queue_depth", (("queue", "audit"),))] == 0  # attempts are not jobs
     assert after[("ivr_jobs_failed", (("queue", "crm"),))] == 0
     assert after[("ivr_redis_up", ())] == 1
     assert after[("ivr_pin_failures_alert_threshold", ())] == 50

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -10,9 +11,12 @@ import redis
 import requests
 
 from ivr.config import Settings
-from ivr.jobs import QUEUE_AUDIT, RECORD_ATTEMPT, JobQueues
+from ivr.exceptions import DependencyError
+from ivr.jobs import QUEUE_AUDIT
 from ivr.services import Services
 from ivr.store.audit import AuditStore
+from ivr.store.audit_journal import JOURNAL_TTL_S, AuditJournal
+from ivr.store.batch import Batch
 from ivr.store.pins import create_engine
 from tests.conftest import ACCOUNTS, SINGLE_OWNER, UNKNOWN_NUMBER
 from tests.redis_server import free_port
@@ -20,7 +24,8 @@ from tests.twilio_phone import Call
 from tests.workers.conftest import Drain, queue
 from workers import audit as audit_jobs
 from workers.jobs import JobContext, build_context
-from workers.main import IVRWorker, worker_connection
+from workers.journal import JournalDrain, drain_once
+from workers.journal import _row as journal_row
 
 Phone = Callable[..., Call]
 PIN_ANNA = ACCOUNTS[0][3]
@@ -37,6 +42,23 @@ def store(settings: Settings, services: Services) -> Iterator[AuditStore]:
 
 
 @pytest.fixture
+def journal(settings: Settings, services: Services) -> AuditJournal:
+    """The audit journal the app writes to."""
+    return AuditJournal(services.redis, settings.redis.key_prefix)
+
+
+def journal_prefix(context: JobContext) -> str:
+    return context.settings.redis.key_prefix
+
+
+def add_attempt(journal: AuditJournal, client: redis.Redis, call_sid: str) -> None:
+    """Journal one wrong attempt the way a PIN webhook does (in a batch)."""
+    batch = Batch()
+    journal.add(batch, call_sid, "200001", None, "wrong", "2026-11-01T10:00:00Z")
+    batch.send(client)
+
+
+@pytest.fixture
 def context(settings: Settings, services: Services) -> Iterator[JobContext]:
     """A job context like the worker's."""
     ctx = build_context(settings, redis.Redis.from_url(settings.redis.url))
@@ -45,17 +67,19 @@ def context(settings: Settings, services: Services) -> Iterator[JobContext]:
 
 
 def test_every_attempt_is_audited_without_digits(
-    phone: Phone, drain: Drain, store: AuditStore, redis_client: redis.Redis
+    phone: Phone, drain: Drain, store: AuditStore, redis_client: redis.Redis, journal: AuditJournal
 ) -> None:
     """Wrong, verified and unknown-account attempts each become one row; no PIN anywhere."""
     call = phone(caller=SINGLE_OWNER)
     call.walk("1", "000001", PIN_ANNA)
     stranger = phone(caller=UNKNOWN_NUMBER)
     stranger.walk("1", "299999#", "123123")
-    for key in redis_client.scan_iter("rq:job:*"):
-        for value in redis_client.hgetall(key).values():
+    assert journal.backlog() == 3
+    for _, fields in redis_client.xrange(journal.key) or []:
+        for value in (fields or {}).values():
             assert PIN_ANNA.encode() not in value and b"123123" not in value
-    drain()
+    assert drain()
+    assert journal.backlog() == 0
     records = list(store.export(LONG_AGO))
     assert [(r.call_sid, r.customer_number, r.caller, r.outcome) for r in records] == [
         (call.call_sid, "200001", SINGLE_OWNER, "wrong"),
@@ -66,35 +90,72 @@ def test_every_attempt_is_audited_without_digits(
         assert PIN_ANNA not in str(record) and "123123" not in str(record)
 
 
-def test_rerun_of_an_attempt_job_adds_no_row(
-    drain: Drain, store: AuditStore, services: Services
+def test_journal_key_has_a_ttl(
+    phone: Phone, redis_client: redis.Redis, journal: AuditJournal
 ) -> None:
-    """The same attempt enqueued again (as a retry would run it) is recorded once."""
-    args = ["attempt-1", "CA" + "2" * 32, "200001", None, "wrong", "2026-11-01T10:00:00Z"]
-    queues = JobQueues(services.redis)
-    assert queues.enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, args, "audit-attempt-1", 1)
-    assert not queues.enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, args, "audit-attempt-1", 1)
-    assert queues.enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, args, "audit-attempt-1-again", 1)
-    drain()
+    """The journal stream expires like a queued job if no worker ever drains it."""
+    phone(caller=SINGLE_OWNER).walk("1", "000001")
+    assert 0 < redis_client.ttl(journal.key) <= JOURNAL_TTL_S
+
+
+def test_entry_written_twice_is_one_row(
+    context: JobContext, store: AuditStore, services: Services, journal: AuditJournal
+) -> None:
+    """A worker that wrote its rows but died before acknowledging: the rerun adds nothing."""
+    add_attempt(journal, services.redis, "CA" + "2" * 32)
+    impatient = AuditJournal(services.redis, journal_prefix(context), claim_idle_ms=0)
+    taken = impatient.read("dead-worker", 10)
+    context.audit.record_attempts([row for row in map(journal_row, taken) if row is not None])
     assert store.count() == 1
+    assert drain_once(context, "next-worker", journal=impatient) == 1
+    assert store.count() == 1
+    assert impatient.backlog() == 0
 
 
-def test_database_down_makes_the_job_retry(
-    settings: Settings, services: Services, redis_client: redis.Redis
-) -> None:
-    """When the database fails, the audit job raises and RQ schedules a retry."""
-    args = ["attempt-2", "CA" + "3" * 32, "200001", None, "wrong", "2026-11-01T10:00:00Z"]
-    JobQueues(services.redis).enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, args, "audit-attempt-2", 3)
+def test_database_down_leaves_the_entries_pending(
+    settings: Settings, context: JobContext, store: AuditStore, services: Services,
+    journal: AuditJournal,
+) -> None:  # fmt: skip
+    """When the database fails, the drain raises and the attempt waits to be claimed again."""
+    add_attempt(journal, services.redis, "CA" + "3" * 32)
     dead = create_engine(f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x", 0.5)
-    connection = worker_connection(settings.redis)
-    ctx = JobContext(settings, connection, dead, requests.Session())
+    down = JobContext(settings, context.redis, dead, requests.Session())
     try:
-        IVRWorker([QUEUE_AUDIT], connection, ctx, commands=False).work(burst=True)
+        with pytest.raises(DependencyError, match="audit store failed"):
+            drain_once(down, "worker-a")
     finally:
-        ctx.close()
-    scheduled = queue(redis_client, QUEUE_AUDIT).scheduled_job_registry
-    today = datetime.now(UTC).date().isoformat()
-    assert sorted(scheduled.get_job_ids()) == ["audit-attempt-2", f"audit-purge-{today}"]
+        down.close()
+    assert journal.backlog() == 1
+    assert drain_once(context, "worker-b") == 0  # pending for worker-a, not idle long yet
+    impatient = AuditJournal(services.redis, journal_prefix(context), claim_idle_ms=0)
+    assert drain_once(context, "worker-b", journal=impatient) == 1
+    assert [r.call_sid for r in store.export(LONG_AGO)] == ["CA" + "3" * 32]
+
+
+def test_malformed_entry_is_dropped_not_retried_forever(
+    context: JobContext, store: AuditStore, redis_client: redis.Redis, journal: AuditJournal
+) -> None:
+    """An entry no app could have written is acknowledged and skipped with a warning."""
+    redis_client.xadd(journal.key, {"c": "CA1", "a": "1", "f": "", "v": "maybe", "t": "x"})
+    assert drain_once(context, "worker") == 1
+    assert journal.backlog() == 0 and store.count() == 0
+
+
+def test_drain_thread_writes_attempts_as_they_come(
+    phone: Phone, context: JobContext, store: AuditStore
+) -> None:
+    """The worker's journal thread writes a new attempt within moments, and stops cleanly."""
+    thread = JournalDrain(context)
+    thread.start()
+    try:
+        phone(caller=SINGLE_OWNER).walk("1", "000001")
+        deadline = time.monotonic() + 5
+        while store.count() == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert store.count() == 1
+    finally:
+        thread.stop()
+    assert not thread.is_alive()
 
 
 def test_purge_is_enqueued_once_per_day(

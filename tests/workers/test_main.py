@@ -19,7 +19,6 @@ from ivr.jobs import (
     QUEUE_AUDIT,
     QUEUE_CRM,
     QUEUES,
-    RECORD_ATTEMPT,
     JobQueues,
     backoff,
     job_id,
@@ -29,7 +28,7 @@ from tests.workers.conftest import Drain, queue
 from workers.jobs import current_context
 from workers.main import SOCKET_TIMEOUT_S, check_queues, worker_connection
 
-ATTEMPT = ["a-1", "CA" + "4" * 32, "200001", "+4930111111", "wrong", "2026-11-01T10:00:00Z"]
+ROUTED = ["CA" + "4" * 32, "call.routed", {"caller": "+4930111111", "customer_number": "200001"}]
 
 
 def test_check_queues() -> None:
@@ -56,7 +55,7 @@ def test_job_paths_resolve() -> None:
     """Every dotted job path the web app enqueues names a function of the worker."""
     from rq.utils import import_attribute
 
-    for path in (DELIVER_WEBHOOK, NOTIFY_LOCKOUT, RECORD_ATTEMPT, PURGE_AUDIT):
+    for path in (DELIVER_WEBHOOK, NOTIFY_LOCKOUT, PURGE_AUDIT):
         assert callable(import_attribute(path))
 
 
@@ -64,7 +63,7 @@ def test_only_the_named_queues_are_served(
     drain: Drain, services: Services, redis_client: redis.Redis
 ) -> None:
     """A worker for the CRM queue leaves audit jobs waiting for an audit worker."""
-    JobQueues(services.redis).enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, ATTEMPT, "audit-a-1", 1)
+    JobQueues(services.redis).enqueue(QUEUE_AUDIT, PURGE_AUDIT, [], "audit-purge-a-1", 1)
     assert not drain([QUEUE_CRM])
     assert queue(redis_client, QUEUE_AUDIT).count == 1
     assert drain([QUEUE_AUDIT])
@@ -75,12 +74,12 @@ def test_jobs_hold_json_and_their_description_no_arguments(
     services: Services, redis_client: redis.Redis
 ) -> None:
     """Job arguments are stored as JSON; the description rq logs carries none of them."""
-    JobQueues(services.redis).enqueue(QUEUE_AUDIT, RECORD_ATTEMPT, ATTEMPT, "audit-a-2", 1)
-    job = Job.fetch("audit-a-2", connection=redis_client, serializer=JSONSerializer)
-    assert job.args == ATTEMPT
+    JobQueues(services.redis).enqueue(QUEUE_CRM, DELIVER_WEBHOOK, ROUTED, "crm-a-2", 1)
+    job = Job.fetch("crm-a-2", connection=redis_client, serializer=JSONSerializer)
+    assert job.args == ROUTED
     assert job.description is not None
-    for value in ATTEMPT[1:4]:
-        assert value not in job.description
+    for value in ("CA" + "4" * 32, "+4930111111", "200001"):
+        assert value not in str(job.description)
     assert redis_client.ttl(job.key) > 0
 
 
