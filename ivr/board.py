@@ -3,7 +3,8 @@
 Every saved call change and every status callback becomes one event in the board
 stream (:mod:`ivr.store.events`); consoles tail it over server-sent events. The payload is
 the screen-pop (account details only when identified, never a PIN) plus where the call
-is: ``routed``, ``started_at``, Twilio's ``call_status`` and ``ended``.
+is: ``routed`` and Twilio's ``call_status`` (as the API answers, :func:`call_payload`),
+``started_at`` and ``ended``.
 """
 
 from __future__ import annotations
@@ -23,16 +24,20 @@ from ivr.store.batch import Batch
 from ivr.store.calls import CallStore
 from ivr.store.events import EventStore
 
-# Twilio's final CallStatus values: such a call is off the board.
+
+def call_payload(state: CallState, call_status: str | None) -> dict[str, object]:
+    """The screen-pop JSON (SPEC §4) plus ``routed`` and ``call_status``: the API's body."""
+    body = state.screen_pop().to_json()
+    body["routed"] = state.routed
+    body["call_status"] = call_status
+    return body
 
 
 def board_payload(state: CallState, call_status: str | None) -> dict[str, object]:
-    """The event payload for ``state``: the screen-pop JSON plus where the call is."""
-    body = state.screen_pop().to_json()
-    body["routed"] = state.routed
+    """The event payload: :func:`call_payload` plus when the call started and if it ended."""
+    body = call_payload(state, call_status)
     body["started_at"] = state.started_at
-    body["call_status"] = call_status
-    body["ended"] = call_status in TERMINAL_STATUSES
+    body["ended"] = call_status in TERMINAL_STATUSES  # a final status takes it off the board
     return body
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -12,6 +11,7 @@ from ivr.cli.accounts import accounts
 from ivr.cli.audit import audit
 from ivr.cli.call import call
 from ivr.cli.dev import dev
+from ivr.cli.errors import fail
 from ivr.cli.flow import flow
 from ivr.cli.worker import worker
 from ivr.exceptions import IVRError
@@ -39,12 +39,6 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
         ctx.obj = config.load(config_path)
     except IVRError as exc:
         fail(str(exc), status=2)
-
-
-def fail(message: str, status: int = 1) -> None:
-    """Print ``error: message`` on one line and exit with ``status``."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)
 
 
 cli.add_command(accounts)

@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import click
-import redis
 
+from ivr import unlock
+from ivr.cli.errors import EXPECTED_ERRORS, fail, one_line_errors
 from ivr.config import Settings
-from ivr.exceptions import ConfigError, ImportRowError, IVRError
+from ivr.exceptions import ConfigError, ImportRowError
 from ivr.store.accounts_csv import ImportRow, parse_accounts
 from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
@@ -25,10 +23,6 @@ from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
 from ivr.store.redis_client import close as close_redis
 from ivr.store.redis_client import connect
-
-# Failures an operator can act on; anything else is a bug and keeps its traceback.
-EXPECTED_ERRORS = (IVRError, OSError, redis.RedisError)
-UNLOCK_SOURCE = "cli"
 
 
 @click.group("accounts")
@@ -42,7 +36,7 @@ def accounts() -> None:
 def import_accounts(settings: Settings, file: Path) -> None:
     """Create or update the accounts in FILE (customer_number,name,phones,pin)."""
     rows = _read_rows(settings, file)
-    with _one_line_errors():
+    with one_line_errors():
         store = _open_store(settings)
         try:
             report = store.upsert_many(rows)
@@ -58,7 +52,7 @@ def import_accounts(settings: Settings, file: Path) -> None:
 @click.pass_obj
 def delete_account(settings: Settings, customer_number: str) -> None:
     """Delete the account CUSTOMER_NUMBER and clear its lockout."""
-    with _one_line_errors():
+    with one_line_errors():
         store = _open_store(settings)
         try:
             store.delete(customer_number)
@@ -71,7 +65,7 @@ def delete_account(settings: Settings, customer_number: str) -> None:
     try:
         cleared = _unlock(settings, customer_number)
     except EXPECTED_ERRORS as exc:
-        _fail(f"account {customer_number} was deleted, but its lockout was not cleared: {exc}")
+        fail(f"account {customer_number} was deleted, but its lockout was not cleared: {exc}")
     if cleared:
         click.echo(f"cleared the lockout of account {customer_number}")
 
@@ -81,7 +75,7 @@ def delete_account(settings: Settings, customer_number: str) -> None:
 @click.pass_obj
 def unlock_account(settings: Settings, customer_number: str) -> None:
     """Lift the lockout of CUSTOMER_NUMBER so PIN entry works again at once."""
-    with _one_line_errors():
+    with one_line_errors():
         if not settings.redis.url:
             raise ConfigError("[redis] url is not set; lockouts live in Redis, nothing to unlock")
         cleared = _unlock(settings, customer_number)
@@ -102,11 +96,11 @@ def _read_rows(settings: Settings, file: Path) -> list[ImportRow]:
                 default_region=settings.server.default_region,
             )
     except ImportRowError as exc:
-        _fail(f"{file} {exc}")  # "FILE line 7: ..."
+        fail(f"{file} {exc}")  # "FILE line 7: ..."
     except UnicodeDecodeError:
-        _fail(f"{file} is not UTF-8 text")
+        fail(f"{file} is not UTF-8 text")
     except OSError as exc:
-        _fail(f"cannot read {file}: {exc.strerror or exc}")
+        fail(f"cannot read {file}: {exc.strerror or exc}")
 
 
 def _open_store(settings: Settings) -> PinStore:
@@ -115,24 +109,27 @@ def _open_store(settings: Settings) -> PinStore:
 
 
 def _unlock(settings: Settings, customer_number: str) -> bool:
-    """Audit, then clear the account's lockout counters; True if there was anything.
-
-    The audit row comes first: an unlock that cannot be recorded does not happen.
-    """
+    """Audit, then clear the account's lockout counters (:mod:`ivr.unlock`)."""
     store = _open_store(settings)
     try:
         audit = AuditStore(store.engine)
         audit.create_tables()
-        audit.record_unlock(customer_number, actor=_operator(), source=UNLOCK_SOURCE)
+        client = connect(settings.redis)  # lazy: Redis is first used after the audit row
+        try:
+            lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)
+            hasher = PinHasher.from_settings(settings.pin_store)
+            return unlock.unlock_account(
+                customer_number,
+                actor=_operator(),
+                source=unlock.SOURCE_CLI,
+                audit=audit,
+                lockout=lockout,
+                hasher=hasher,
+            )
+        finally:
+            close_redis(client)
     finally:
         store.close()
-    hasher = PinHasher.from_settings(settings.pin_store)
-    client = connect(settings.redis)
-    try:
-        lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)
-        return lockout.unlock_account(hasher.subject("account", customer_number))
-    finally:
-        close_redis(client)
 
 
 def _operator() -> str:
@@ -140,17 +137,3 @@ def _operator() -> str:
         return getpass.getuser()
     except (KeyError, OSError):  # no passwd entry (some containers)
         return f"uid:{os.getuid()}"
-
-
-@contextmanager
-def _one_line_errors() -> Iterator[None]:
-    """Report an expected failure as one stderr line and exit 1, never a traceback."""
-    try:
-        yield
-    except EXPECTED_ERRORS as exc:
-        _fail(str(exc) or type(exc).__name__)
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
-    raise click.exceptions.Exit(1)

@@ -14,13 +14,14 @@ import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn, TextIO
+from typing import TextIO
 
 import click
 from sqlalchemy import exc as sa_exc
 
+from ivr.cli.errors import fail, one_line_errors
 from ivr.config import Settings
-from ivr.exceptions import DependencyError, IVRError
+from ivr.exceptions import DependencyError
 from ivr.store.audit import AuditRecord, AuditStore
 from ivr.store.pins import create_engine
 
@@ -47,7 +48,7 @@ def audit() -> None:
 def export(settings: Settings, since: str | None, output: Path | None) -> None:
     """Write every audit row since --since as CSV (times in UTC)."""
     start = parse_since(since)
-    try:
+    with one_line_errors():
         store = _open(settings)
         try:
             if output is None:
@@ -56,8 +57,6 @@ def export(settings: Settings, since: str | None, output: Path | None) -> None:
                 _write_file(output, store.export(start))
         finally:
             store.close()
-    except (IVRError, OSError) as exc:
-        _fail(str(exc) or type(exc).__name__)
 
 
 @audit.command("purge")
@@ -65,25 +64,23 @@ def export(settings: Settings, since: str | None, output: Path | None) -> None:
 def purge(settings: Settings) -> None:
     """Delete rows older than [audit] retention_days now (the worker does this daily)."""
     cutoff = datetime.now(UTC) - timedelta(days=settings.audit.retention_days)
-    try:
+    with one_line_errors():
         store = _open(settings)
         try:
             removed = store.purge(cutoff)
         finally:
             store.close()
-    except (IVRError, OSError) as exc:
-        _fail(str(exc) or type(exc).__name__)
     click.echo(f"removed {removed} audit rows older than {cutoff.date().isoformat()}")
 
 
 def parse_since(text: str | None) -> datetime:
     """``--since`` as a UTC time: a date means its midnight; no offset means UTC."""
     if not text:
-        _fail("--since is required, e.g. --since 2026-11-01")
+        fail("--since is required, e.g. --since 2026-11-01")
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:
-        _fail(f"--since {text!r} is not a date like 2026-11-01 or an ISO 8601 time")
+        fail(f"--since {text!r} is not a date like 2026-11-01 or an ISO 8601 time")
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
@@ -140,8 +137,3 @@ def _open(settings: Settings) -> AuditStore:
         store.close()
         raise
     return store
-
-
-def _fail(message: str) -> NoReturn:
-    click.echo(f"error: {' '.join(message.split())}", err=True)
-    raise click.exceptions.Exit(1)

@@ -13,12 +13,12 @@ Exit status: 0 reached an agent identified · 1 reached an agent not identified 
 from __future__ import annotations
 
 import sys
-from typing import NoReturn
 
 import click
 
 from ivr import config
 from ivr.cli.dev_support import DEMO_ACCOUNTS, GENERATED_CONFIG, DevSession, read_session
+from ivr.cli.errors import fail
 from ivr.config import Settings
 from ivr.exceptions import IVRError
 from ivr.phone_sim import (
@@ -50,18 +50,13 @@ EXIT_BY_OUTCOME = {
 }
 
 
-def _fail(message: str, status: int) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)
-
-
 def load_settings(config_path: str | None, session: DevSession | None) -> Settings:
     """The service's settings: the given config, ``ivr dev``'s, or a one-line error."""
     path = config_path or (session.config if session else None)
     if path is None and GENERATED_CONFIG.exists():
         path = str(GENERATED_CONFIG)
     if path is None:
-        _fail(
+        fail(
             "no config: pass --config FILE (the service's config, for its auth token) "
             "or run `ivr dev` in this directory first",
             EXIT_USAGE,
@@ -69,7 +64,7 @@ def load_settings(config_path: str | None, session: DevSession | None) -> Settin
     try:
         return config.load(path)
     except IVRError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
 
 
 def endpoint(
@@ -83,7 +78,7 @@ def endpoint(
     public = public or settings.server.public_base_url or local
     for name, value in (("--url", local), ("--public-url", public)):
         if not value.startswith(("http://", "https://")):
-            _fail(f"{name} must start with http:// or https://, got {value!r}", EXIT_USAGE)
+            fail(f"{name} must start with http:// or https://, got {value!r}", EXIT_USAGE)
     return Endpoint(local, public.rstrip("/"))
 
 
@@ -93,7 +88,7 @@ def keypad(script: str | None) -> Keypad:
         try:
             return ScriptedKeypad(parse_script(script))
         except ValueError as exc:
-            _fail(str(exc), EXIT_USAGE)
+            fail(str(exc), EXIT_USAGE)
     if sys.stdin.isatty():
         click.echo("Type keys 0-9 * # as asked; Enter ends your input early, q hangs up.")
         return TerminalKeypad(sys.stdin.fileno(), lambda key: click.echo(key, nl=False))
@@ -144,7 +139,7 @@ def call(
     try:
         result = phone.call()
     except WebhookError as exc:
-        _fail(str(exc), EXIT_FAILED)
+        fail(str(exc), EXIT_FAILED)
     except KeyboardInterrupt:
         click.echo("\n(caller hangs up)")
         sys.exit(EXIT_NO_AGENT)

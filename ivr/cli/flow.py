@@ -7,13 +7,12 @@ because prompts use them; the built-in defaults otherwise.
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
-from typing import NoReturn
 
 import click
 
 from ivr import config
+from ivr.cli.errors import fail
 from ivr.config import Settings
 from ivr.exceptions import FlowError, IVRError
 from ivr.flow.graph import flow_graph, to_dot, to_mermaid
@@ -23,18 +22,13 @@ from ivr.flow.model import Flow, load_flow
 RENDERERS = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
 
 
-def _fail(message: str, status: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(status)
-
-
 def _settings(config_path: str | None) -> Settings:
     if config_path is None:
         return Settings()  # defaults only: nothing to validate, no secrets needed
     try:
         return config.load(config_path)
     except IVRError as exc:
-        _fail(str(exc), status=2)
+        fail(str(exc), status=2)
 
 
 def _load(config_path: str | None, file: str | None) -> tuple[Path, Flow]:
@@ -42,7 +36,7 @@ def _load(config_path: str | None, file: str | None) -> tuple[Path, Flow]:
     settings = _settings(config_path)
     path = Path(file) if file else settings.flow_path()
     if not path.is_file():
-        _fail(f"flow file {path} does not exist: pass an existing FILE or set [server] flow_file")
+        fail(f"flow file {path} does not exist: pass an existing FILE or set [server] flow_file")
     try:
         flow = load_flow(
             path,
@@ -53,7 +47,7 @@ def _load(config_path: str | None, file: str | None) -> tuple[Path, Flow]:
         for problem in exc.problems:
             click.echo(problem)
         count = len(exc.problems)
-        _fail(f"{path}: {count} problem{'s' if count != 1 else ''}; fix them and run this again")
+        fail(f"{path}: {count} problem{'s' if count != 1 else ''}; fix them and run this again")
     return path, flow
 
 
@@ -93,4 +87,4 @@ def graph(config_path: str | None, file: str | None, fmt: str, output: str | Non
     try:
         Path(output).write_text(text, encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror or exc}")
+        fail(f"cannot write {output}: {exc.strerror or exc}")

@@ -9,14 +9,11 @@ from __future__ import annotations
 import logging
 
 import click
-import redis
 
+from ivr.cli.errors import one_line_errors
 from ivr.config import Settings
-from ivr.exceptions import IVRError
 from ivr.jobs import QUEUES
 from workers.main import run
-
-EXPECTED_ERRORS = (IVRError, OSError, redis.RedisError)
 
 
 @click.command("worker")
@@ -35,9 +32,5 @@ def worker(settings: Settings, queues: tuple[str, ...], burst: bool) -> None:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
-    try:
+    with one_line_errors():
         run(settings, queues or None, burst=burst)
-    except EXPECTED_ERRORS as exc:
-        message = " ".join((str(exc) or type(exc).__name__).split())
-        click.echo(f"error: {message}", err=True)
-        raise click.exceptions.Exit(1) from None

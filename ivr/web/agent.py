@@ -98,7 +98,7 @@ def guard() -> BaseResponse | None:
     """Console off → 404; POST without a valid CSRF token → 400; no session → login."""
     current = console()
     if not current.directory.enabled:
-        return page("agent/disabled.html", 404)
+        return page("agent/disabled.html", 404, languages=agent_text.every_language())
     if request.method == "POST" and not csrf_valid(session, request.form.get(CSRF_FIELD)):
         log.warning("console %s refused: missing or invalid CSRF token", request.path)
         if request.endpoint == "agent.login":

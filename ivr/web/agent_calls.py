@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from ivr.board import board_payload
 from ivr.exceptions import DependencyError
 from ivr.store.events import ZERO_ID
+from ivr.unlock import SOURCE_CONSOLE, unlock_account
 from ivr.web import agent_text
 from ivr.web.agent_auth import Agent
 from ivr.web.agent_console import console, error, lang, now_iso, page
@@ -23,8 +24,6 @@ from ivr.web.voice import CALL_SID
 
 bp = Blueprint("calls", __name__, url_prefix="/calls")
 log = logging.getLogger("ivr.web.agent")
-
-UNLOCK_SOURCE = "console"
 
 
 def _load_pop(call_sid: str) -> dict[str, Any] | None:
@@ -99,9 +98,14 @@ def unlock(call_sid: str) -> BaseResponse:
 def _unlock(number: str, agent: Agent, call_sid: str, t: Mapping[str, str]) -> tuple[str, str]:
     services = console().services
     try:
-        # Audit before acting: an unlock that cannot be recorded does not happen.
-        services.audit.record_unlock(number, actor=agent.username, source=UNLOCK_SOURCE)
-        cleared = services.lockout.unlock_account(services.hasher.subject("account", number))
+        cleared = unlock_account(
+            number,
+            actor=agent.username,
+            source=SOURCE_CONSOLE,
+            audit=services.audit,
+            lockout=services.lockout,
+            hasher=services.hasher,
+        )
     except DependencyError as exc:
         log.error("console unlock agent=%s call=%s failed: %s", agent.username, call_sid, exc)
         return t["unlock_failed"], "error"

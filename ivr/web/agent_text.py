@@ -74,7 +74,6 @@ _DE: dict[str, str] = {
     "started_at": "Anrufbeginn",
     "verified_at": "Bestätigt um",
     "updated_at": "Stand",
-    "call_status": "Anrufstatus",
     "what_happened": "Verlauf",
     "times": "Zeitpunkte",
     "back": "Zur Übersicht",
@@ -88,9 +87,9 @@ _DE: dict[str, str] = {
     "nothing_to_unlock": "Konto {number} hatte keine Sperre; der Vorgang wurde protokolliert.",
     "unlock_failed": "Entsperren nicht möglich: ein System ist nicht erreichbar.",
     "no_account": "Dieser Anruf nennt keine Kundennummer.",
+    "disabled_title": "Agentenkonsole deaktiviert",
     "disabled": "Konsole deaktiviert: [console.agents] in der Konfiguration eintragen.",
     "not_found": "Diesen Anruf gibt es nicht (mehr).",
-    "bad_request": "Ungültige Anfrage.",
     "forbidden": "Dafür fehlt die Berechtigung.",
     "unavailable": "Vorübergehend nicht verfügbar. Bitte gleich noch einmal versuchen.",
     "status_queued": "in Warteschlange",
@@ -164,7 +163,6 @@ _EN: dict[str, str] = {
     "started_at": "Call started",
     "verified_at": "Verified at",
     "updated_at": "As of",
-    "call_status": "Call status",
     "what_happened": "What happened",
     "times": "Times",
     "back": "Back to the board",
@@ -178,9 +176,9 @@ _EN: dict[str, str] = {
     "nothing_to_unlock": "Account {number} had no lock; the action was audited.",
     "unlock_failed": "Cannot unlock: a system is not reachable.",
     "no_account": "This call names no customer number.",
+    "disabled_title": "Console disabled",
     "disabled": "Console disabled: configure [console.agents].",
     "not_found": "This call does not exist (any more).",
-    "bad_request": "Invalid request.",
     "forbidden": "You are not allowed to do this.",
     "unavailable": "Temporarily unavailable. Please try again in a moment.",
     "status_queued": "queued",
@@ -200,7 +198,7 @@ SCRIPT_KEYS = tuple(
     key
     for key in _DE
     if key.startswith(("topic_", "reason_", "status_"))
-    or key in ("identified", "not_identified", "in_ivr", "routed", "withheld", "open", "no_calls")
+    or key in ("identified", "not_identified", "in_ivr", "routed", "withheld", "open")
 )
 
 
@@ -212,6 +210,11 @@ def language(value: Any) -> str:
 def texts(lang: str) -> Mapping[str, str]:
     """Every text in ``lang`` (German for anything unknown)."""
     return _TEXTS[language(lang)]
+
+
+def every_language() -> list[tuple[str, Mapping[str, str]]]:
+    """Each console language with its texts, German first (for pages without a session)."""
+    return [(code, _TEXTS[code]) for code in LANGUAGES]
 
 
 def script_texts(lang: str) -> dict[str, str]:

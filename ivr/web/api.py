@@ -7,6 +7,7 @@ import logging
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from ivr.board import call_payload
 from ivr.exceptions import DependencyError
 from ivr.services import Services
 
@@ -52,7 +53,4 @@ def call(call_sid: str) -> Response:
         return _error(503, "call state unavailable")
     if state is None:
         return _error(404, "unknown call")
-    body = state.screen_pop().to_json()
-    body["routed"] = state.routed
-    body["call_status"] = call_status
-    return jsonify(body)
+    return jsonify(call_payload(state, call_status))

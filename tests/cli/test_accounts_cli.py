@@ -5,15 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
 import redis
 from click.testing import CliRunner, Result
 
 from ivr.cli.accounts import accounts
 from ivr.config import LockoutSettings, PinStoreSettings, RedisSettings, Settings
+from ivr.exceptions import DependencyError
 from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import AttemptStatus, Lockout
 from ivr.store.pins import Account, PinStore, create_engine
+from tests.cli.helpers import assert_one_line_error
 from tests.redis_server import free_port
 
 PEPPER = "cli-test-pepper-0123456789"
@@ -46,16 +49,6 @@ def write(tmp_path: Path, text: str, name: str = "accounts.csv") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def assert_one_line_error(result: Result, *needles: str) -> None:
-    assert result.exit_code == 1, result.output
-    assert result.exception is None or isinstance(result.exception, SystemExit)
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.stderr
-    for needle in needles:
-        assert needle in lines[0]
 
 
 def test_import_ok_then_reimport_updates(tmp_path: Path) -> None:
@@ -178,6 +171,21 @@ def test_unlock_is_audited(tmp_path: Path, redis_url: str, redis_client: redis.R
     audit.close()
     assert [(r.customer_number, r.source) for r in rows] == [("1001", "cli")]
     assert rows[0].actor
+
+
+def test_no_unlock_without_audit(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the unlock cannot be audited the account stays locked and the error is one line."""
+    settings = make_settings(tmp_path, redis_url)
+    lockout = lock_account(settings, redis_client, "1001")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise DependencyError("audit store failed: disk I/O error")
+
+    monkeypatch.setattr(AuditStore, "record_unlock", broken)
+    assert_one_line_error(run(settings, "unlock", "1001"), "audit store failed")
+    assert is_locked(settings, lockout, "1001")
 
 
 def test_redis_never_sees_the_customer_number(

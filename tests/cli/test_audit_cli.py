@@ -15,6 +15,7 @@ from ivr.cli.audit import audit
 from ivr.config import PinStoreSettings, Settings
 from ivr.store.audit import AuditStore
 from ivr.store.pins import create_engine
+from tests.cli.helpers import assert_one_line_error
 from tests.redis_server import free_port
 
 PEPPER = "cli-test-pepper-0123456789"
@@ -50,13 +51,6 @@ def invoke(settings: Settings, *args: str) -> Result:
 
 def rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
-
-
-def assert_one_line_error(result: Result, needle: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert needle in lines[0] and "Traceback" not in result.stderr
 
 
 def test_export_to_stdout(settings: Settings, store: AuditStore) -> None:

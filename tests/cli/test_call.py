@@ -15,6 +15,7 @@ from ivr.cli import cli
 from ivr.cli.call import EXIT_FAILED, EXIT_NO_AGENT, EXIT_NOT_IDENTIFIED, EXIT_USAGE
 from ivr.cli.dev_support import DevSession, write_session
 from ivr.config import Settings
+from tests.cli.helpers import assert_one_line_error
 from tests.conftest import ACCOUNTS, SHARED_NUMBER, SINGLE_OWNER
 from tests.live_server import serving
 from tests.redis_server import free_port
@@ -71,15 +72,6 @@ def conf(settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 def dial(conf: Path, base_url: str, *args: str) -> Result:
     return CliRunner().invoke(cli, ["--config", str(conf), "call", "--url", base_url, *args])
-
-
-def assert_one_line_error(result: Result, status: int, *needles: str) -> None:
-    assert result.exit_code == status, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert "Traceback" not in result.output
-    for needle in needles:
-        assert needle in lines[0], lines[0]
 
 
 def test_scripted_call_reaches_an_agent_identified(conf: Path, base_url: str) -> None:
@@ -168,7 +160,7 @@ def test_dial_shows_its_parameters_and_flag(conf: Path, base_url: str) -> None:
 def test_unreachable_service_is_one_line(conf: Path) -> None:
     """No service at --url: one error line that says how to start it, exit 4."""
     result = dial(conf, f"http://127.0.0.1:{free_port()}", "--keys", "1")
-    assert_one_line_error(result, EXIT_FAILED, "cannot reach the service", "ivr dev")
+    assert_one_line_error(result, "cannot reach the service", "ivr dev", status=EXIT_FAILED)
 
 
 def test_wrong_auth_token_is_a_403_that_names_the_fix(
@@ -179,13 +171,13 @@ def test_wrong_auth_token_is_a_403_that_names_the_fix(
     other = tmp_path / "other.toml"
     other.write_text(config_text(settings, **{"twilio.auth_token": "another-token-123456"}))
     result = dial(other, base_url, "--keys", "1")
-    assert_one_line_error(result, EXIT_FAILED, "403", "signature", "auth_token")
+    assert_one_line_error(result, "403", "signature", "auth_token", status=EXIT_FAILED)
 
 
 def test_wrong_public_url_is_a_403(conf: Path, base_url: str) -> None:
     """Signing over another public URL than the service validates against fails the call."""
     result = dial(conf, base_url, "--public-url", "https://elsewhere.example", "--keys", "1")
-    assert_one_line_error(result, EXIT_FAILED, "403", "public_base_url")
+    assert_one_line_error(result, "403", "public_base_url", status=EXIT_FAILED)
 
 
 def test_bad_keys_and_missing_config_are_usage_errors(
@@ -193,9 +185,9 @@ def test_bad_keys_and_missing_config_are_usage_errors(
 ) -> None:
     """Keys that are not DTMF, or no config at all, are one-line errors with exit 2."""
     result = dial(conf, base_url, "--keys", "1,12a")
-    assert_one_line_error(result, EXIT_USAGE, "--keys")
+    assert_one_line_error(result, "--keys", status=EXIT_USAGE)
     bare = CliRunner().invoke(cli, ["call", "--url", base_url, "--keys", "1"])
-    assert_one_line_error(bare, EXIT_USAGE, "--config", "ivr dev")
+    assert_one_line_error(bare, "--config", "ivr dev", status=EXIT_USAGE)
 
 
 def test_keys_from_a_pipe_one_line_per_gather(conf: Path, base_url: str) -> None:

@@ -13,18 +13,12 @@ from ivr.services import Services
 from ivr.store.audit import AuditStore
 from ivr.store.audit_journal import AuditJournal
 from ivr.store.batch import Batch
+from tests.cli.helpers import assert_one_line_error
 from tests.redis_server import free_port
 
 
 def invoke(settings: Settings, *args: str) -> Result:
     return CliRunner().invoke(worker, list(args), obj=settings)
-
-
-def assert_one_line_error(result: Result, needle: str) -> None:
-    assert result.exit_code == 1, result.output
-    lines = result.stderr.splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
-    assert needle in lines[0] and "Traceback" not in result.stderr
 
 
 def test_burst_runs_the_waiting_jobs(settings: Settings, services: Services) -> None:

@@ -32,6 +32,14 @@ def test_identified_call_screen_pop(client: FlaskClient, phone: Phone) -> None:
     assert ACCOUNTS[0][3] not in response.get_data(as_text=True)
 
 
+def test_body_is_the_screen_pop_plus_routing(client: FlaskClient, phone: Phone) -> None:
+    """The body holds the SPEC §4 fields plus routed and call_status, and nothing else."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk("1", ACCOUNTS[0][3])
+    body = client.get(f"/api/calls/{call.call_sid}", headers=AUTH).get_json()
+    assert set(body) == FIELDS | {"routed", "call_status"}
+
+
 def test_call_in_progress_is_not_identified(client: FlaskClient, phone: Phone) -> None:
     """While the caller is still in the IVR the screen-pop says not identified, not routed."""
     call = phone()

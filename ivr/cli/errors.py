@@ -1,0 +1,36 @@
+"""How ``ivr`` commands report a failure an operator can act on.
+
+One ``error: <message>`` line on stderr and a non-zero exit status, never a traceback:
+operators script these commands and read their output line by line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import NoReturn
+
+import click
+import redis
+
+from ivr.exceptions import IVRError
+
+# Failures an operator can act on; anything else is a bug and keeps its traceback.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (IVRError, OSError, redis.RedisError)
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    """Print ``error: message`` as one line on stderr and exit with ``status``."""
+    click.echo(f"error: {' '.join(message.split())}", err=True)
+    raise click.exceptions.Exit(status)
+
+
+@contextmanager
+def one_line_errors(
+    expected: tuple[type[Exception], ...] = EXPECTED_ERRORS, status: int = 1
+) -> Iterator[None]:
+    """Report an ``expected`` failure inside the block with :func:`fail`."""
+    try:
+        yield
+    except expected as exc:
+        fail(str(exc) or type(exc).__name__, status)
