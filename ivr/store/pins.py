@@ -22,6 +22,7 @@ from sqlalchemy import exc as sa_exc
 from ivr.exceptions import AccountNotFound, DependencyError
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
+from ivr.store.pin_queries import RawSelect
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -53,8 +54,8 @@ account_phones = sa.Table(
     sa.Index("ix_account_phones_phone", "phone"),
 )
 
-# Statements are built once at import; SQLAlchemy then reuses their compiled form from
-# the engine's cache, so the hot path (one lookup per webhook) skips query construction.
+# Built once at import. The per-webhook reads _BY_PHONE and _CREDENTIALS run as RawSelects
+# (compiled once per store); the rest go through SQLAlchemy and its compiled cache.
 _BY_PHONE = (
     sa.select(accounts.c.customer_number)
     .join(account_phones, account_phones.c.account_id == accounts.c.id)
@@ -99,6 +100,8 @@ class PinStore:
     def __init__(self, engine: sa.Engine, hasher: PinHasher) -> None:
         self._engine = engine
         self._hasher = hasher
+        self._by_phone = RawSelect(engine, _BY_PHONE)
+        self._credentials = RawSelect(engine, _CREDENTIALS)
         # Unknown accounts are compared against this digest so that they cost the same
         # HMAC and compare as known ones: timing must not reveal whether one exists.
         self._dummy = hasher.make("\x00no-such-account", "\x00")
@@ -133,23 +136,21 @@ class PinStore:
 
     def accounts_for_phone(self, e164: str) -> list[str]:
         """Customer numbers owning ``e164``; at most two, since two already mean "shared"."""
-        return self._read(
-            lambda conn: list(conn.execute(_BY_PHONE, {"phone": e164}).scalars().all())
-        )
+        return [number for (number,) in self._run(lambda: self._by_phone.rows({"phone": e164}))]
 
     def check_pin(self, customer_number: str, pin: str) -> Account | None:
         """The account when ``pin`` is its PIN, else None (also for unknown accounts)."""
-        row = self._read(
-            lambda conn: conn.execute(_CREDENTIALS, {"number": customer_number}).one_or_none()
-        )
-        if row is None or row.pin_key_id is None or row.pin_hash is None:
+        rows = self._run(lambda: self._credentials.rows({"number": customer_number}))
+        # At most one row (unique number); unknown accounts get the same query and one HMAC.
+        name, key_id, digest = rows[0] if rows else (None, None, None)
+        if key_id is None or digest is None:
             self._hasher.matches(customer_number, pin, *self._dummy)
             return None
-        if not self._hasher.matches(customer_number, pin, row.pin_key_id, row.pin_hash):
+        if not self._hasher.matches(customer_number, pin, key_id, digest):
             return None
-        if self._hasher.needs_rehash(row.pin_key_id):
-            self._rehash(customer_number, pin, row.pin_key_id)
-        return Account(customer_number=customer_number, name=row.name)
+        if self._hasher.needs_rehash(key_id):
+            self._rehash(customer_number, pin, key_id)
+        return Account(customer_number=customer_number, name=name)
 
     def get(self, customer_number: str) -> Account | None:
         """The account with ``customer_number``, or None."""

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from urllib.parse import quote
 
 import psycopg
 import pytest
 import sqlalchemy as sa
 
-from ivr.store.pins import create_engine
+from ivr.exceptions import DependencyError
+from ivr.store.hashing import PinHasher
+from ivr.store.pins import Account, PinStore, create_engine
 from tests.conftest import POSTGRES_URL
-from tests.store.test_pins import PinStoreBehaviour
+from tests.store.test_pins import (
+    PEPPER,
+    PIN,
+    SEED,
+    PinStoreBehaviour,
+    checked_out,
+    keep_lent_connections,
+)
 
 pytestmark = pytest.mark.postgres
 
@@ -50,6 +61,15 @@ class TestPinStorePostgres(PinStoreBehaviour):
     def db_url(self, schema_url: str) -> str:
         return schema_url
 
+    @contextmanager
+    def exclusive_lock(self, db_url: str) -> Iterator[None]:
+        with psycopg.connect(_libpq_url(db_url)) as conn:
+            # NOWAIT: fails at once if any session (e.g. one idle in a transaction) holds
+            # even the share lock a SELECT takes.
+            conn.execute("LOCK TABLE accounts, account_phones IN ACCESS EXCLUSIVE MODE NOWAIT")
+            yield
+            conn.rollback()
+
 
 def test_engine_sets_timeouts_and_keeps_url_options(schema_url: str) -> None:
     """The engine adds a statement timeout without dropping options given in the URL."""
@@ -74,3 +94,52 @@ def test_slow_statement_is_cancelled(schema_url: str) -> None:
             conn.execute(sa.text("SELECT pg_sleep(2)"))
     finally:
         engine.dispose()
+
+
+def _backend_pid(engine: sa.Engine) -> int:
+    """Server process id of the one connection pooled by ``engine``."""
+    with engine.connect() as conn:
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    assert isinstance(pid, int)
+    return pid
+
+
+def _terminate(server: str, pid: int) -> None:
+    """Have the server kill backend ``pid`` and wait until it is gone."""
+    with psycopg.connect(_libpq_url(server), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 5
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, "backend did not exit"
+            time.sleep(0.01)
+
+
+def test_connection_killed_while_pooled_is_replaced(schema_url: str, server: str) -> None:
+    """Pre-ping replaces a pooled connection the server killed, so the fast read succeeds."""
+    store = PinStore.from_url(schema_url, PinHasher({"k1": PEPPER}, "k1"))
+    try:
+        store.upsert_many(SEED)
+        _terminate(server, _backend_pid(store.engine))
+        keep_lent_connections(store.engine)
+        assert store.check_pin("1001", PIN) == Account("1001", "Erika Mustermann")
+        assert checked_out(store.engine) == 0
+    finally:
+        store.close()
+
+
+def test_connection_dying_during_a_read_is_invalidated(schema_url: str, server: str) -> None:
+    """Without pre-ping a dead connection fails one read as DependencyError and is discarded."""
+    engine = sa.create_engine(schema_url, pool_pre_ping=False, hide_parameters=True)
+    store = PinStore(engine, PinHasher({"k1": PEPPER}, "k1"))
+    try:
+        store.create_tables()
+        store.upsert_many(SEED)
+        _terminate(server, _backend_pid(engine))
+        keep_lent_connections(engine)
+        with pytest.raises(DependencyError, match="PIN store failed") as info:
+            store.check_pin("1001", PIN)
+        assert PIN not in str(info.value) and "\n" not in str(info.value)
+        assert checked_out(engine) == 0
+        assert store.check_pin("1001", PIN) == Account("1001", "Erika Mustermann")
+    finally:
+        store.close()
