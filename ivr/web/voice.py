@@ -17,6 +17,7 @@ from ivr import phone, twiml
 from ivr.flow import engine
 from ivr.flow.actions import Action
 from ivr.services import Services
+from ivr.web import form
 from ivr.web.signature import SignatureChecker
 
 bp = Blueprint("voice", __name__, url_prefix="/voice")
@@ -51,13 +52,13 @@ def step() -> Response:
     """The caller's keys (or silence) for the Gather named in the query string."""
 
     def run(s: Services) -> tuple[Action, ...]:
-        digits = request.form.get("Digits")
+        digits = _form().get("Digits")
         if digits is not None and len(digits) > MAX_DIGITS_LEN:
             digits = "!"  # invalid input: the engine re-prompts
         return s.calls.step(
             _call_sid(),
-            request.args.get("node", ""),
-            _int(request.args.get("n")),
+            _args().get("node", ""),
+            _int(_args().get("n")),
             digits,
             _language(s),
         )
@@ -70,9 +71,9 @@ def fallback() -> Response:
     """Twilio's fallback URL: the primary answer failed, hand the caller to an agent."""
     log.error(
         "fallback call=%s error=%s url=%s",
-        request.form.get("CallSid", "-"),
-        request.form.get("ErrorCode", "-"),
-        request.form.get("ErrorUrl", "-"),
+        _form().get("CallSid", "-"),
+        _form().get("ErrorCode", "-"),
+        _form().get("ErrorUrl", "-"),
     )
     return _answer(lambda s: s.calls.fallback(_call_sid(), _caller(s), _language(s)))
 
@@ -81,7 +82,7 @@ def fallback() -> Response:
 def status() -> Response:
     """Twilio's status callback: remember how the call ended."""
     call_sid = _call_sid()
-    call_status = request.form.get("CallStatus", "")[:32]
+    call_status = _form().get("CallStatus", "")[:32]
     if call_sid:
         try:
             _services().calls.status(call_sid, call_status)
@@ -112,17 +113,26 @@ def _twiml(body: str) -> Response:
     return Response(body, mimetype="text/xml")
 
 
+def _form() -> form.Params:
+    # Parsed once per request (the signature check already did it); never request.form.
+    return form.form(request)
+
+
+def _args() -> form.Params:
+    return form.args(request)
+
+
 def _call_sid() -> str:
-    sid = request.form.get("CallSid", "")
+    sid = _form().get("CallSid", "")
     return sid if CALL_SID.match(sid) else ""
 
 
 def _caller(services: Services) -> str | None:
-    return phone.normalize(request.form.get("From"), services.settings.server.default_region)
+    return phone.normalize(_form().get("From"), services.settings.server.default_region)
 
 
 def _language(services: Services) -> str | None:
-    lang = request.args.get("lang")
+    lang = _args().get("lang")
     return lang if lang in services.flow.languages else None
 
 
