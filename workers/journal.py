@@ -68,6 +68,7 @@ def drain_all(ctx: JobContext, consumer: str) -> int:
     total = 0
     while count := drain_once(ctx, consumer):
         total += count
+    journal_of(ctx).leave(consumer)
     if total:
         log.info("audit journal: %d attempts written", total)
     return total
@@ -99,6 +100,11 @@ class JournalDrain(threading.Thread):
         self._stopping.set()
         if self.is_alive():
             self.join(timeout_s)
+        if not self.is_alive():
+            try:
+                journal_of(self.ctx).leave(self.consumer)
+            except DependencyError as exc:
+                log.warning("audit journal: could not leave the group: %s", exc)
 
 
 def _row(entry: JournalEntry) -> AttemptRow | None:

@@ -111,6 +111,24 @@ class AuditJournal:
             pipe.xdel(self.key, *entry_ids)
             pipe.execute()
 
+    def leave(self, consumer: str) -> bool:
+        """Remove ``consumer`` from the group if it holds no entry; True if removed.
+
+        Worker names are new on every start, so without this each restart would leave
+        one consumer behind in the group for as long as the stream lives. A consumer
+        that still holds entries stays: removing it would orphan them.
+        """
+        with dependency_errors("audit journal leave"):
+            try:
+                pending = self._client.xpending_range(
+                    self.key, GROUP, min="-", max="+", count=1, consumername=consumer
+                )
+            except redis.ResponseError:  # no stream or no group: nothing to leave
+                return False
+            if pending:
+                return False
+            return bool(self._client.xgroup_delconsumer(self.key, GROUP, consumer))
+
     def backlog(self) -> int:
         """Entries not yet written to SQL (read or not)."""
         with dependency_errors("audit journal length"):

@@ -24,7 +24,7 @@ from tests.twilio_phone import Call
 from tests.workers.conftest import Drain, queue
 from workers import audit as audit_jobs
 from workers.jobs import JobContext, build_context
-from workers.journal import JournalDrain, drain_once
+from workers.journal import JournalDrain, drain_all, drain_once
 from workers.journal import _row as journal_row
 
 Phone = Callable[..., Call]
@@ -188,3 +188,21 @@ def test_purge_respects_retention(context: JobContext, store: AuditStore) -> Non
     store.record_attempt("CA1", "1", None, "wrong", now - timedelta(days=29), attempt_id="new")
     assert audit_jobs.purge_expired(context) == 1
     assert [r.at for r in store.export(LONG_AGO)] == [now - timedelta(days=29)]
+
+
+def test_workers_leave_the_group_when_done(
+    phone: Phone, context: JobContext, redis_client: redis.Redis, journal: AuditJournal
+) -> None:
+    """A drained or stopped reader leaves no consumer behind; one holding entries stays."""
+    phone(caller=SINGLE_OWNER).walk("1", "000001")
+    assert drain_all(context, "burst-reader") == 1
+    thread = JournalDrain(context, "thread-reader")
+    thread.start()
+    time.sleep(0.2)
+    thread.stop()
+    assert redis_client.xinfo_consumers(journal.key, "audit-writers") == []
+    add_attempt(journal, redis_client, "CA" + "6" * 32)
+    journal.read("holder", 10)  # read, never acknowledged
+    assert not journal.leave("holder")
+    names = [c["name"] for c in redis_client.xinfo_consumers(journal.key, "audit-writers")]
+    assert names == [b"holder"]
