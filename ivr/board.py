@@ -57,10 +57,10 @@ class BoardObserver:
     calls: CallStore
     clock: Callable[[], float] = time.time
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
-        """A step was saved: publish the call as it is now."""
-        # Only a new call can skip the lookup: nobody has reported a status for it yet.
-        status = None if previous is None else self.calls.status(state.call_sid)
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
+        """A step was saved: publish the call as it is now (status as the save read it)."""
         self._publish(state, status)
 
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:

@@ -70,7 +70,7 @@ class CallService:
         try:
             if self.calls.create(step.state):
                 self._log(step.state, "start")
-                self.observers.call_changed(step.state, None)
+                self.observers.call_changed(step.state, None, None)
                 return step.actions
             existing = self.calls.load(call_sid)
         except DependencyError as exc:
@@ -171,11 +171,11 @@ class CallService:
             saved = self.calls.save(new, expected_seq=loaded.seq, batch=batch)
         except DependencyError as exc:
             return self._unavailable(new.call_sid, new.caller, new.language, exc)
-        if not saved:
+        if not saved.written:
             log.warning("call=%s concurrent step refused", new.call_sid)
             return self._unavailable(new.call_sid, new.caller, new.language, None)
         self._log(new, loaded.node)
-        self.observers.call_changed(new, loaded)
+        self.observers.call_changed(new, loaded, saved.status)
         return step.actions
 
     def _unavailable(

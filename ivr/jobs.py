@@ -159,7 +159,9 @@ class JobEnqueuer:
         hasher = self.hasher or PinHasher.from_settings(self.settings.pin_store)
         return hasher.subject("account", customer_number)
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
         """Enqueue the CRM webhook once, when the call is handed to an agent."""
         if not self.settings.screen_pop.webhook_url:
             return
@@ -205,7 +207,9 @@ class AuditObserver:
 
     journal: AuditJournal
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
         """Nothing to audit: only PIN attempts are."""
 
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:

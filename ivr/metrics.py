@@ -68,7 +68,9 @@ class MetricsObserver:
 
     metrics: Metrics
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
         """Count a call once, when it is handed to an agent."""
         if state.routed and (previous is None or not previous.routed):
             reason = state.reason.value if state.reason else "none"

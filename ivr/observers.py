@@ -34,8 +34,14 @@ class PinAttempt:
 class CallObserver(Protocol):
     """Receives call events; implementations must be cheap (enqueue, don't work)."""
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
-        """``state`` was saved; ``previous`` is what was stored before (None: new call)."""
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
+        """``state`` was saved; ``previous`` is what was stored before (None: new call).
+
+        ``status`` is Twilio's last CallStatus for the call as the save found it (None
+        when none was reported yet), so nobody needs another round trip to read it.
+        """
 
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         """A PIN submission was counted and judged.
@@ -54,10 +60,12 @@ class Observers:
 
     members: Sequence[CallObserver] = ()
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
         for member in self.members:
             try:
-                member.call_changed(state, previous)
+                member.call_changed(state, previous, status)
             except Exception:
                 log.exception("call=%s observer %s failed", state.call_sid, _name(member))
 

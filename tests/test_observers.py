@@ -25,7 +25,9 @@ class Recorder:
         self.attempts: list[PinAttempt] = []
         self.statuses: list[tuple[str, str]] = []
 
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
         self.changes.append((state, previous))
 
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
@@ -36,7 +38,9 @@ class Recorder:
 
 
 class Broken:
-    def call_changed(self, state: CallState, previous: CallState | None) -> None:
+    def call_changed(
+        self, state: CallState, previous: CallState | None, status: str | None
+    ) -> None:
         raise RuntimeError("board down")
 
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:

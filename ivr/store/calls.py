@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -54,17 +55,19 @@ class CallStore:
             )
         return bool(created)
 
-    def save(self, state: CallState, expected_seq: int, batch: Batch | None = None) -> bool:
+    def save(self, state: CallState, expected_seq: int, batch: Batch | None = None) -> Saved:
         """Replace the state only if the stored one has ``seq == expected_seq``.
 
         Atomic in one script, so two racing or replayed webhooks for the same step
-        cannot both win. False on conflict, or if the state is missing or unreadable.
-        The writes in ``batch`` go out first, in the same round trip.
+        cannot both win. Not ``written`` on conflict, or if the state is missing or
+        unreadable. The writes in ``batch`` go out first, in the same round trip.
         """
         pending = batch if batch is not None else Batch()
         args = (_encode(state), expected_seq, self._ttl_s)
-        pending.script(self._save, [self._key(state.call_sid)], args, what="call state save")
-        return bool(pending.send(self._client)[-1])
+        keys = [self._key(state.call_sid), self._status_key(state.call_sid)]
+        pending.script(self._save, keys, args, what="call state save")
+        written, status = pending.send(self._client)[-1]
+        return Saved(bool(written), _status_text(status))
 
     def expire(self, call_sid: str, ttl_s: int) -> None:
         """Let the call's state and status expire in ``ttl_s`` seconds (e.g. once it ended)."""
@@ -83,15 +86,29 @@ class CallStore:
         """The last CallStatus reported for the call, if any."""
         with dependency_errors("call status load"):
             value = self._client.get(self._status_key(call_sid))
-        if isinstance(value, bytes):
-            return value.decode("utf-8", "replace")
-        return value
+        return _status_text(value)
 
     def _key(self, call_sid: str) -> str:
         return f"{self._prefix}:call:{{{call_sid}}}"
 
     def _status_key(self, call_sid: str) -> str:
         return f"{self._key(call_sid)}:status"
+
+
+@dataclass(frozen=True)
+class Saved:
+    """Outcome of :meth:`CallStore.save`."""
+
+    written: bool
+    # Twilio's last CallStatus for the call (None if none was reported), read in the same
+    # script, so a board event about the change needs no extra round trip for it.
+    status: str | None
+
+
+def _status_text(value: Any) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value if isinstance(value, str) else None
 
 
 def _encode(state: CallState) -> bytes:

@@ -61,16 +61,16 @@ def test_create_is_set_if_absent(store: CallStore) -> None:
 def test_save_compare_and_set(store: CallStore) -> None:
     """save writes only over the expected seq; a stale or replayed step is refused."""
     store.create(state(seq=0))
-    assert store.save(state(seq=1, node="pin"), expected_seq=0) is True
-    assert store.save(state(seq=1, node="replayed"), expected_seq=0) is False
-    assert store.save(state(seq=2, node="verify"), expected_seq=1) is True
+    assert store.save(state(seq=1, node="pin"), expected_seq=0).written is True
+    assert store.save(state(seq=1, node="replayed"), expected_seq=0).written is False
+    assert store.save(state(seq=2, node="verify"), expected_seq=1).written is True
     loaded = store.load(SID)
     assert loaded is not None and (loaded.seq, loaded.node) == (2, "verify")
 
 
 def test_save_missing_state_is_refused(store: CallStore, redis_client: redis.Redis) -> None:
     """save never creates a state that does not exist (e.g. expired or never started)."""
-    assert store.save(state(seq=1), expected_seq=0) is False
+    assert store.save(state(seq=1), expected_seq=0).written is False
     assert list(redis_client.scan_iter("*")) == []
 
 
@@ -84,7 +84,16 @@ def test_racing_saves_have_one_winner(store: CallStore, redis_url: str) -> None:
     )
     for c in clients:
         c.close()
-    assert sorted(wins) == [False] * 9 + [True]
+    assert sorted(w.written for w in wins) == [False] * 9 + [True]
+
+
+def test_save_reads_the_status_in_the_same_script(store: CallStore) -> None:
+    """A save hands back the call's last CallStatus, written or not (None before any)."""
+    store.create(state())
+    assert store.save(state(seq=1), expected_seq=0).status is None
+    store.set_status(SID, "in-progress")
+    assert store.save(state(seq=2), expected_seq=1).status == "in-progress"
+    assert store.save(state(seq=3), expected_seq=1).status == "in-progress"  # refused
 
 
 def test_ttls(store: CallStore, redis_client: redis.Redis) -> None:
@@ -129,7 +138,7 @@ def test_garbage_blob_is_missing(store: CallStore, redis_client: redis.Redis, bl
     """A stored blob that does not parse into a valid state loads as None and cannot be saved."""
     redis_client.set(f"ivr:call:{{{SID}}}", blob, ex=TTL)
     assert store.load(SID) is None
-    assert store.save(state(seq=1), expected_seq=0) is False
+    assert store.save(state(seq=1), expected_seq=0).written is False
 
 
 def test_keys_are_hash_tagged_and_prefixed(redis_client: redis.Redis) -> None:

@@ -175,7 +175,7 @@ def test_observer_publishes_changes_and_status(redis_client: redis.Redis) -> Non
     store = EventStore(redis_client, TTL)
     observer = BoardObserver(store, calls, clock=lambda: 1_893_492_010.0)  # 10 s in
     assert calls.create(STATE)
-    observer.call_changed(STATE, None)
+    observer.call_changed(STATE, None, None)
     observer.call_status(STATE.call_sid, "in-progress")
     snapshot = store.snapshot()
     assert snapshot.calls[0].payload()["call_status"] == "in-progress"
