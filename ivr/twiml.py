@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from urllib.parse import quote
+from xml.sax.saxutils import escape
 
 from twilio.twiml.voice_response import VoiceResponse
 
@@ -39,6 +40,8 @@ _HEAD = '<?xml version="1.0" encoding="UTF-8"?><Response>'
 _TAIL = "</Response>"
 # Stands in for the step counter in cached Gather fragments; replaced per request.
 _SEQ_MARK = 987654321
+# Stands in for the task JSON in the cached <Enqueue>; no JSON text can contain it raw.
+_TASK_MARK = "\x00TASK\x00"
 MAX_CACHED_FRAGMENTS = 4096
 
 
@@ -46,14 +49,18 @@ class Renderer:
     """Renders actions, rendering each fragment that is the same for every call once.
 
     Prompts and Gathers differ between callers only in the step counter, so the helper
-    library renders each once and later requests reuse the text; routes carry the
-    caller's screen-pop and are rendered every time. One instance per app.
+    library renders each once and later requests reuse the text. Routes carry the
+    caller's screen-pop: in ``enqueue`` mode only as the ``<Task>`` text, so the helper
+    renders the element once around a marker and each call's JSON is escaped into it the
+    way ElementTree escapes text; other modes put it in attributes and are rendered every
+    time. One instance per app.
     """
 
     def __init__(self, routing: RoutingSettings, url_for_step: StepUrl = step_url) -> None:
         self._routing = routing
         self._url_for_step = url_for_step
         self._fragments: dict[Action, str] = {}
+        self._task_template = self._enqueue_template() if routing.mode == "enqueue" else None
 
     def render(self, actions: Iterable[Action]) -> str:
         """Render ``actions`` as a TwiML document."""
@@ -62,6 +69,9 @@ class Renderer:
 
     def _fragment(self, action: Action) -> str:
         if isinstance(action, Route):
+            if self._task_template is not None:
+                task = json.dumps(task_attributes(action.pop), separators=(",", ":"))
+                return self._task_template.replace(_TASK_MARK, escape(task), 1)
             return self._render_fragment(action)
         key = replace(action, seq=_SEQ_MARK) if isinstance(action, Gather) else action
         text = self._fragments.get(key)
@@ -73,10 +83,18 @@ class Renderer:
             text = text.replace(f"n={_SEQ_MARK}", f"n={action.seq}")
         return text
 
+    def _enqueue_template(self) -> str:
+        response = VoiceResponse()
+        response.enqueue(None, workflow_sid=self._routing.workflow_sid).task(_TASK_MARK)
+        return self._unframe(str(response))
+
     def _render_fragment(self, action: Action) -> str:
         response = VoiceResponse()
         _render_one(response, action, self._routing, self._url_for_step)
-        document = str(response)
+        return self._unframe(str(response))
+
+    @staticmethod
+    def _unframe(document: str) -> str:
         if not (document.startswith(_HEAD) and document.endswith(_TAIL)):  # pragma: no cover
             raise RuntimeError("unexpected TwiML framing from the helper library")
         return document[len(_HEAD) : -len(_TAIL)]

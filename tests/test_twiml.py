@@ -6,6 +6,7 @@ import json
 import xml.etree.ElementTree as ET
 
 import pytest
+from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import twiml
 from ivr.config import RoutingSettings
@@ -141,3 +142,17 @@ def test_routes_are_rendered_per_call() -> None:
     first = renderer.render([Route(POP)])
     second = renderer.render([Route(other)])
     assert POP.call_sid in first and other.call_sid in second and first != second
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["Anna Alpha", 'Ünal "Dr." <Öz> & Söhne', "a]]>b", "line\nbreak\ttab", "\u2028 \U0001f600"],
+)
+def test_templated_enqueue_equals_the_helper_library(name: str) -> None:
+    """The cached <Enqueue> with each call's task escaped in equals the helper's own TwiML."""
+    pop = ScreenPop(**{**POP.__dict__, "name": name, "claimed_customer_number": name})
+    response = VoiceResponse()
+    twiml._route(response, pop, ENQUEUE)  # noqa: SLF001 - the helper library's rendering
+    assert twiml.Renderer(ENQUEUE).render([Route(pop)]) == str(response)
+    task = ET.fromstring(str(response)).find("Enqueue/Task")
+    assert task is not None and json.loads(task.text or "")["name"] == name
