@@ -52,13 +52,34 @@ class RawSelect:
         return fetch_all(self._engine, self.sql, args)
 
 
+class _DeadConnection(Exception):
+    """The pooled connection was dead; it has been invalidated."""
+
+    def __init__(self, error: sa_exc.DBAPIError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def fetch_all(engine: sa.Engine, sql: str, args: Any) -> list[tuple[Any, ...]]:
     """Run ``sql`` on a pooled connection, end its transaction and return it to the pool.
 
     The read is followed by a rollback, so neither a SQLite lock nor a PostgreSQL
     transaction outlives it. On error the connection goes back rolled back, or is
-    invalidated when the driver says it is dead (or the error is not an Exception).
+    invalidated when the driver says it is dead (or the error is not an Exception). A read
+    that found its connection dead is retried once on a fresh one: reads are idempotent,
+    and this is what lets the read engine skip a pre-ping before every read.
     """
+    try:
+        return _fetch_once(engine, sql, args)
+    except _DeadConnection:
+        pass
+    try:
+        return _fetch_once(engine, sql, args)
+    except _DeadConnection as dead:
+        raise dead.error from dead.error.orig
+
+
+def _fetch_once(engine: sa.Engine, sql: str, args: Any) -> list[tuple[Any, ...]]:
     dbapi_error = engine.dialect.loaded_dbapi.Error
     try:
         raw = engine.raw_connection()
@@ -72,8 +93,10 @@ def fetch_all(engine: sa.Engine, sql: str, args: Any) -> list[tuple[Any, ...]]:
         cursor.close()
         raw.rollback()
     except BaseException as exc:
-        _release_after_error(engine, raw, cursor, exc)
+        dead = _release_after_error(engine, raw, cursor, exc)
         if isinstance(exc, dbapi_error):
+            if dead:
+                raise _DeadConnection(_wrap(engine, sql, args, exc)) from exc
             raise _wrap(engine, sql, args, exc) from exc
         raise
     raw.close()
@@ -82,21 +105,22 @@ def fetch_all(engine: sa.Engine, sql: str, args: Any) -> list[tuple[Any, ...]]:
 
 def _release_after_error(
     engine: sa.Engine, raw: PoolProxiedConnection, cursor: DBAPICursor | None, exc: BaseException
-) -> None:
-    """Return the connection to the pool after a failed read, or invalidate it."""
+) -> bool:
+    """Return the connection to the pool after a failed read, or invalidate it (True)."""
     dead = not isinstance(exc, Exception) or (
         isinstance(exc, engine.dialect.loaded_dbapi.Error)
         and engine.dialect.is_disconnect(exc, raw.dbapi_connection, cursor)
     )
     if dead:
         raw.invalidate(exc)
-        return
+        return True
     if cursor is not None:
         with suppress(Exception):  # the pool rolls back or invalidates the connection next
             cursor.close()
     # The pool rolls back on return (the aborted PostgreSQL transaction too) and
     # invalidates the connection itself when that rollback fails.
     raw.close()
+    return False
 
 
 def _wrap(engine: sa.Engine, sql: str | None, args: Any, exc: Exception) -> sa_exc.DBAPIError:

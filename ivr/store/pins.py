@@ -9,7 +9,6 @@ flow can route the caller to an agent instead of failing the webhook.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +22,9 @@ from ivr.exceptions import AccountNotFound, DependencyError
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_queries import RawSelect
+from ivr.store.sql_engine import create_engine, create_read_engine
+
+__all__ = ["Account", "PinStore", "create_engine", "metadata"]
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -97,11 +99,15 @@ class ImportReport:
 class PinStore:
     """Accounts, phone ownership and PIN verification over one SQLAlchemy engine."""
 
-    def __init__(self, engine: sa.Engine, hasher: PinHasher) -> None:
+    def __init__(
+        self, engine: sa.Engine, hasher: PinHasher, read_engine: sa.Engine | None = None
+    ) -> None:
         self._engine = engine
+        # The webhooks' two hot reads may run on a leaner engine (see ivr.store.sql_engine).
+        self._reads = read_engine or engine
         self._hasher = hasher
-        self._by_phone = RawSelect(engine, _BY_PHONE)
-        self._credentials = RawSelect(engine, _CREDENTIALS)
+        self._by_phone = RawSelect(self._reads, _BY_PHONE)
+        self._credentials = RawSelect(self._reads, _CREDENTIALS)
         # Unknown accounts are compared against this digest so that they cost the same
         # HMAC and compare as known ones: timing must not reveal whether one exists.
         self._dummy = hasher.make("\x00no-such-account", "\x00")
@@ -116,13 +122,14 @@ class PinStore:
         """Open the database at ``url`` with short timeouts and create missing tables."""
         try:
             engine = create_engine(url, timeout_s)
+            reads = create_read_engine(url, timeout_s, engine)
         except (sa_exc.ArgumentError, ImportError, ValueError) as exc:
             raise DependencyError(f"PIN store: invalid [pin_store] url: {exc}") from None
-        store = cls(engine, hasher)
+        store = cls(engine, hasher, reads)
         try:
             store.create_tables()
         except DependencyError:
-            engine.dispose()
+            store.close()
             raise
         return store
 
@@ -200,6 +207,8 @@ class PinStore:
     def close(self) -> None:
         """Close every pooled connection."""
         self._engine.dispose()
+        if self._reads is not self._engine:
+            self._reads.dispose()
 
     # --- internals -----------------------------------------------------------------------
 
@@ -269,40 +278,3 @@ def _first_line(exc: Exception) -> str:
     # (only digests are ever bound anyway); the first line is the driver's message.
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
-
-
-def create_engine(url: str, timeout_s: float) -> sa.Engine:
-    """An engine that fails fast when the database is down or slow."""
-    parsed = sa.make_url(url)
-    engine = sa.create_engine(
-        parsed,
-        connect_args=_connect_args(parsed, timeout_s),
-        # A server connection can die while pooled; a SQLite file connection cannot, and
-        # pinging it would cost a query on every webhook that reads the store.
-        pool_pre_ping=parsed.get_backend_name() != "sqlite",
-        pool_timeout=timeout_s,
-        hide_parameters=True,
-    )
-    if parsed.get_backend_name() == "sqlite":
-        sa.event.listen(engine, "connect", _sqlite_foreign_keys)
-    return engine
-
-
-def _connect_args(url: sa.URL, timeout_s: float) -> dict[str, Any]:
-    backend = url.get_backend_name()
-    if backend == "sqlite":
-        return {"timeout": timeout_s}  # seconds to wait for a lock held by another writer
-    if backend == "postgresql":
-        options = url.query.get("options")
-        extra = f"-c statement_timeout={max(1, int(timeout_s * 1000))}"
-        # Keep options given in the URL (e.g. -c search_path=...) instead of replacing them.
-        if isinstance(options, str) and options:
-            extra = f"{options} {extra}"
-        return {"connect_timeout": max(1, math.ceil(timeout_s)), "options": extra}
-    return {}
-
-
-def _sqlite_foreign_keys(dbapi_conn: Any, _record: Any) -> None:
-    cursor = dbapi_conn.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()

@@ -127,14 +127,55 @@ def test_connection_killed_while_pooled_is_replaced(schema_url: str, server: str
         store.close()
 
 
-def test_connection_dying_during_a_read_is_invalidated(schema_url: str, server: str) -> None:
-    """Without pre-ping a dead connection fails one read as DependencyError and is discarded."""
+def test_dead_pooled_connection_costs_one_retry_not_a_ping(schema_url: str, server: str) -> None:
+    """The read engine pings nothing: a connection the server killed is discarded and the
+    read retried once on a fresh one, so the caller never notices."""
+    store = PinStore.from_url(schema_url, PinHasher({"k1": PEPPER}, "k1"))
+    reads = store._reads  # noqa: SLF001 - the engine under test
+    try:
+        store.upsert_many(SEED)
+        assert store.check_pin("1001", PIN) == Account("1001", "Erika Mustermann")
+        _terminate(server, _backend_pid(reads))
+        keep_lent_connections(reads)
+        assert store.check_pin("1001", PIN) == Account("1001", "Erika Mustermann")
+        assert checked_out(reads) == 0
+    finally:
+        store.close()
+
+
+def test_read_engine_runs_autocommit_without_pre_ping(schema_url: str) -> None:
+    """Hot reads open no transaction (no BEGIN/ROLLBACK round trips) and skip the pre-ping."""
+    store = PinStore.from_url(schema_url, PinHasher({"k1": PEPPER}, "k1"))
+    reads = store._reads  # noqa: SLF001 - the engine under test
+    try:
+        assert reads is not store.engine
+        assert reads.pool._pre_ping is False  # noqa: SLF001
+        store.upsert_many(SEED)
+        store.check_pin("1001", PIN)
+        raw = reads.raw_connection()
+        try:
+            assert raw.dbapi_connection is not None
+            assert raw.dbapi_connection.autocommit is True
+        finally:
+            raw.close()
+    finally:
+        store.close()
+
+
+def test_server_gone_for_good_is_a_dependency_error(schema_url: str, server: str) -> None:
+    """When the retry finds a dead connection too, the read is one DependencyError."""
     engine = sa.create_engine(schema_url, pool_pre_ping=False, hide_parameters=True)
     store = PinStore(engine, PinHasher({"k1": PEPPER}, "k1"))
     try:
         store.create_tables()
         store.upsert_many(SEED)
-        _terminate(server, _backend_pid(engine))
+        with engine.connect() as first, engine.connect() as second:  # two pooled connections
+            pids = [
+                conn.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+                for conn in (first, second)
+            ]
+        for pid in pids:
+            _terminate(server, pid)
         keep_lent_connections(engine)
         with pytest.raises(DependencyError, match="PIN store failed") as info:
             store.check_pin("1001", PIN)

@@ -1,0 +1,75 @@
+"""SQL engines for the PIN store's database: short timeouts, and a lean one for hot reads.
+
+The webhooks' two reads (caller lookup, PIN check) run on their own engine where the
+database is a server: in autocommit, without pre-ping. With the default engine each read
+on PostgreSQL cost a BEGIN, the pre-ping's ``SELECT 1``, the SELECT and a ROLLBACK —
+four round trips for one indexed row. Autocommit leaves no transaction to begin or end,
+and instead of pinging before every read, a read that finds its pooled connection dead
+is retried once on a fresh one (:func:`ivr.store.pin_queries.fetch_all`): a read is
+idempotent. Writes (import, rehash, audit) stay on the default engine, in transactions.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import sqlalchemy as sa
+
+SQLITE = "sqlite"
+
+
+def create_engine(url: str, timeout_s: float) -> sa.Engine:
+    """An engine that fails fast when the database is down or slow."""
+    parsed = sa.make_url(url)
+    engine = sa.create_engine(
+        parsed,
+        connect_args=_connect_args(parsed, timeout_s),
+        # A server connection can die while pooled; a SQLite file connection cannot, and
+        # pinging it would cost a query on every webhook that reads the store.
+        pool_pre_ping=parsed.get_backend_name() != SQLITE,
+        pool_timeout=timeout_s,
+        hide_parameters=True,
+    )
+    if parsed.get_backend_name() == SQLITE:
+        sa.event.listen(engine, "connect", _sqlite_foreign_keys)
+    return engine
+
+
+def _connect_args(url: sa.URL, timeout_s: float) -> dict[str, Any]:
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        return {"timeout": timeout_s}  # seconds to wait for a lock held by another writer
+    if backend == "postgresql":
+        options = url.query.get("options")
+        extra = f"-c statement_timeout={max(1, int(timeout_s * 1000))}"
+        # Keep options given in the URL (e.g. -c search_path=...) instead of replacing them.
+        if isinstance(options, str) and options:
+            extra = f"{options} {extra}"
+        return {"connect_timeout": max(1, math.ceil(timeout_s)), "options": extra}
+    return {}
+
+
+def _sqlite_foreign_keys(dbapi_conn: Any, _record: Any) -> None:
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def create_read_engine(url: str, timeout_s: float, engine: sa.Engine) -> sa.Engine:
+    """The engine for hot single-statement reads; ``engine`` itself for SQLite.
+
+    A SQLite file connection cannot die while pooled and its reads take no server round
+    trip, so SQLite reads share the default engine (and its pragmas).
+    """
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() == SQLITE:
+        return engine
+    return sa.create_engine(
+        parsed,
+        connect_args=_connect_args(parsed, timeout_s),
+        isolation_level="AUTOCOMMIT",
+        pool_pre_ping=False,
+        pool_timeout=timeout_s,
+        hide_parameters=True,
+    )
