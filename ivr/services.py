@@ -63,8 +63,7 @@ def build(settings: Settings) -> Services:
     client = connect(settings.redis)
     hasher = PinHasher.from_settings(settings.pin_store)
     pins = PinStore.from_url(settings.pin_store.url, hasher, settings.pin_store.timeout_s)
-    audit = AuditStore(pins.engine)
-    audit.create_tables()
+    audit = AuditStore.on(pins.engine)
     prefix = settings.redis.key_prefix
     lockout = Lockout(client, settings.lockout, prefix)
     store = CallStore(client, settings.redis.call_ttl_s, prefix)

@@ -18,14 +18,11 @@ import requests
 import sqlalchemy as sa
 from rq import get_current_job
 from rq.job import Job
-from sqlalchemy import exc as sa_exc
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
 from ivr.config import Settings
-from ivr.exceptions import ConfigError, DependencyError
 from ivr.store.audit import AuditStore
-from ivr.store.pins import create_engine
 from ivr.store.redis_client import close as close_redis
 
 TwilioFactory = Callable[[Settings], Client]
@@ -78,19 +75,11 @@ def build_context(
     http: requests.Session | None = None,
 ) -> JobContext:
     """A context over ``client`` with a fresh engine and HTTP session; creates audit tables."""
-    try:
-        engine = create_engine(settings.pin_store.url, settings.pin_store.timeout_s)
-    except (sa_exc.ArgumentError, ImportError, ValueError) as exc:
-        raise ConfigError(f"config: invalid [pin_store] url: {exc}") from None
-    try:
-        AuditStore(engine).create_tables()
-    except DependencyError:
-        engine.dispose()
-        raise
+    audit = AuditStore.from_url(settings.pin_store.url, settings.pin_store.timeout_s)
     return JobContext(
         settings=settings,
         redis=client,
-        engine=engine,
+        engine=audit.engine,
         http=http or requests.Session(),
         twilio_factory=twilio_factory,
     )

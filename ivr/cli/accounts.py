@@ -112,8 +112,7 @@ def _unlock(settings: Settings, customer_number: str) -> bool:
     """Audit, then clear the account's lockout counters (:mod:`ivr.unlock`)."""
     store = _open_store(settings)
     try:
-        audit = AuditStore(store.engine)
-        audit.create_tables()
+        audit = AuditStore.on(store.engine)
         client = connect(settings.redis)  # lazy: Redis is first used after the audit row
         try:
             lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)

@@ -17,13 +17,10 @@ from pathlib import Path
 from typing import TextIO
 
 import click
-from sqlalchemy import exc as sa_exc
 
 from ivr.cli.errors import fail, one_line_errors
 from ivr.config import Settings
-from ivr.exceptions import DependencyError
 from ivr.store.audit import AuditRecord, AuditStore
-from ivr.store.pins import create_engine
 
 HEADER = ("at", "call_sid", "customer_number", "caller", "outcome", "actor", "source")
 # Spreadsheets run cells starting with these as formulas; such cells get a leading '.
@@ -126,14 +123,4 @@ def _write_file(path: Path, records: Iterable[AuditRecord]) -> None:
 
 def _open(settings: Settings) -> AuditStore:
     """The audit store in the PIN store's database, its table created if missing."""
-    try:
-        engine = create_engine(settings.pin_store.url, settings.pin_store.timeout_s)
-    except (sa_exc.ArgumentError, ImportError, ValueError) as exc:
-        raise DependencyError(f"invalid [pin_store] url: {exc}") from None
-    store = AuditStore(engine)
-    try:
-        store.create_tables()
-    except DependencyError:
-        store.close()
-        raise
-    return store
+    return AuditStore.from_url(settings.pin_store.url, settings.pin_store.timeout_s)

@@ -23,8 +23,9 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
 
-from ivr.exceptions import DependencyError
+from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import Verdict
+from ivr.store.sql_engine import create_engine
 
 metadata = sa.MetaData()
 
@@ -87,6 +88,30 @@ class AuditStore:
 
     def __init__(self, engine: sa.Engine) -> None:
         self._engine = engine
+
+    @classmethod
+    def on(cls, engine: sa.Engine) -> AuditStore:
+        """The audit trail on ``engine`` (usually the PIN store's), its table created."""
+        store = cls(engine)
+        store.create_tables()
+        return store
+
+    @classmethod
+    def from_url(cls, url: str, timeout_s: float) -> AuditStore:
+        """The audit trail in the database at ``url`` (an engine of its own).
+
+        ConfigError for a URL that cannot name a database, DependencyError when it is
+        unreachable; the engine is disposed of again then.
+        """
+        try:
+            engine = create_engine(url, timeout_s)
+        except (sa_exc.ArgumentError, ImportError, ValueError) as exc:
+            raise ConfigError(f"config: invalid [pin_store] url: {exc}") from None
+        try:
+            return cls.on(engine)
+        except DependencyError:
+            engine.dispose()
+            raise
 
     @property
     def engine(self) -> sa.Engine:

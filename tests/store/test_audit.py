@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from ivr.exceptions import DependencyError
+from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import Verdict
 from ivr.store.audit import UNLOCKED, AuditKind, AuditStore, audit_events
 from ivr.store.pins import create_engine
@@ -149,3 +149,20 @@ def test_shares_the_pin_store_database(tmp_path: Path) -> None:
         sa.inspect(pins.engine).get_table_names()
     )
     pins.close()
+
+
+def test_from_url_opens_and_creates_the_table(tmp_path: Path) -> None:
+    """from_url gives a store whose table exists, on an engine of its own."""
+    store = AuditStore.from_url(f"sqlite:///{tmp_path / 'audit.sqlite3'}", 2.0)
+    try:
+        assert store.count() == 0
+    finally:
+        store.close()
+
+
+def test_from_url_tells_a_bad_url_from_a_dead_database() -> None:
+    """A URL naming no database is a ConfigError; an unreachable one a DependencyError."""
+    with pytest.raises(ConfigError, match=r"\[pin_store\] url"):
+        AuditStore.from_url("no-such-scheme://x", 0.5)
+    with pytest.raises(DependencyError):
+        AuditStore.from_url(f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x", 0.5)
