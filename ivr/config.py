@@ -47,6 +47,8 @@ class RedisSettings:
     socket_timeout_s: float = 0.25
     call_ttl_s: int = 4 * 3600
     key_prefix: str = "ivr"
+    # Pooled connections per process: a request beyond it waits socket_timeout_s for one.
+    max_connections: int = 50
 
 
 @dataclass(frozen=True)

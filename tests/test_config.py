@@ -68,6 +68,8 @@ def test_config_file_from_ivr_config_variable(tmp_path: Path) -> None:
         ("[pin]\nlength = 3\n", {}, "[pin] length"),
         ('[pin]\nlength = "six"\n', {}, "[pin] length"),
         ("[lockout]\naccount_lock_s = 0\n", {}, "[lockout] account_lock_s"),
+        ("[redis]\nmax_connections = 0\n", {}, "[redis] max_connections"),
+        ("", {"IVR_REDIS_MAX_CONNECTIONS": "many"}, "[redis] max_connections"),
         ('[routing]\nmode = "carrier-pigeon"\n', {}, "[routing] mode"),
         ('[routing]\nmode = "enqueue"\n', {}, "[routing] workflow_sid"),
         ('[routing]\nmode = "client"\n', {}, "[routing] client_identity"),

@@ -22,9 +22,6 @@ from redis.retry import Retry
 from ivr.config import RedisSettings
 from ivr.exceptions import ConfigError, DependencyError
 
-# Enough for a gunicorn worker's threads plus the SSE feeds; beyond that a request waits
-# for a free connection at most socket_timeout_s instead of opening ever more sockets.
-MAX_CONNECTIONS = 50
 # A pooled connection idle for longer is PINGed before use, so a half-open socket (NAT or
 # load balancer dropped it) fails fast instead of eating a caller's request.
 HEALTH_CHECK_INTERVAL_S = 30
@@ -38,7 +35,7 @@ def connect(settings: RedisSettings, url: str | None = None) -> redis.Redis:
     timeout = settings.socket_timeout_s
     pool = redis.BlockingConnectionPool.from_url(
         target,
-        max_connections=MAX_CONNECTIONS,
+        max_connections=settings.max_connections,
         timeout=timeout,  # wait for a free pooled connection
         socket_timeout=timeout,
         socket_connect_timeout=timeout,

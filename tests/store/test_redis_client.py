@@ -14,7 +14,7 @@ from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import CallState
 from ivr.store.calls import CallStore
 from ivr.store.lockout import Lockout
-from ivr.store.redis_client import MAX_CONNECTIONS, connect, dependency_errors
+from ivr.store.redis_client import connect, dependency_errors
 from tests.redis_server import RedisProcess, free_port
 
 SECRET = "s3cret-password"
@@ -44,13 +44,20 @@ def test_connect_options() -> None:
     pool = client.connection_pool
     kwargs = pool.connection_kwargs
     assert isinstance(pool, redis.BlockingConnectionPool)
-    assert pool.max_connections == MAX_CONNECTIONS
+    assert pool.max_connections == RedisSettings().max_connections
     assert kwargs["socket_timeout"] == 0.4
     assert kwargs["socket_connect_timeout"] == 0.4
     assert kwargs["health_check_interval"] > 0
     assert kwargs["db"] == 3
     assert kwargs.get("decode_responses", False) is False
     assert kwargs["retry"].get_retries() == 0
+    client.close()
+
+
+def test_pool_size_comes_from_settings() -> None:
+    """[redis] max_connections sizes each process's pool (e.g. for more gunicorn threads)."""
+    client = connect(RedisSettings(url="redis://127.0.0.1:1/0", max_connections=12))
+    assert client.connection_pool.max_connections == 12
     client.close()
 
 
