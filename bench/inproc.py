@@ -103,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             flow=load_default_flow(settings), client=client,
             call_ttl_s=settings.redis.call_ttl_s, key_prefix=settings.redis.key_prefix,
             signer=Signer(AUTH_TOKEN), accounts={Store.SMALL: 1000, Store.LARGE: 1000},
+            hasher=PinHasher.from_settings(settings.pin_store),
         )  # fmt: skip
         apps: dict[Kind, WsgiApp] = {
             Kind.BASELINE: baseline_app(), Kind.PEER: peer_app(),

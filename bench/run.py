@@ -135,6 +135,7 @@ def _workload(plan: Plan, settings: Settings, client: redis.Redis) -> Workload:
         key_prefix=settings.redis.key_prefix,
         signer=Signer(AUTH_TOKEN),
         accounts={Store.SMALL: plan.small_accounts, Store.LARGE: plan.large_accounts},
+        hasher=PinHasher.from_settings(settings.pin_store),
     )
 
 

@@ -36,6 +36,8 @@ from ivr.flow.state import (
     VerifyPin,
 )
 from ivr.store.calls import CallStore
+from ivr.store.hashing import PinHasher
+from ivr.store.pin_step import sidecar
 from ivr.twiml import step_url
 
 PIPELINE_BATCH = 5_000
@@ -54,6 +56,8 @@ class Workload:
     key_prefix: str
     signer: Signer
     accounts: dict[Store, int]
+    # The product's hasher: prepared calls carry the lockout subjects the product stores.
+    hasher: PinHasher
     sids: CallSids = field(default_factory=CallSids)
     rng: random.Random = field(default_factory=lambda: random.Random(5))  # noqa: S311
     _cursor: dict[Store, int] = field(default_factory=dict)
@@ -170,7 +174,8 @@ class Workload:
             with self.client.pipeline(transaction=False) as pipe:
                 store = CallStore(pipe, self.call_ttl_s, self.key_prefix)
                 for state in states[start : start + PIPELINE_BATCH]:
-                    store.create(state)
+                    # Exactly as the product saves it (subjects with a claimed number).
+                    store.create(state, sidecar(self.hasher, state) or None)
                 created = pipe.execute()
             if not all(created):
                 raise RuntimeError("a prepared call already existed in Redis (CallSid reused)")

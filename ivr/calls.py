@@ -30,7 +30,8 @@ from ivr.flow.state import (
 )
 from ivr.observers import Observers, PinAttempt
 from ivr.store.batch import Batch
-from ivr.store.calls import CallStore
+from ivr.store.calls import CallStore, Sidecar
+from ivr.store.pin_step import Counted, PinStepLoader, sidecar
 from ivr.store.pins import PinStore
 from ivr.verification import Verifier
 
@@ -60,6 +61,8 @@ class CallService:
     verifier: Verifier
     observers: Observers = Observers()
     clock: Clock = utc_now
+    # Counts a PIN submission in the round trip that loads its state (single Redis only).
+    pin_steps: PinStepLoader | None = None
 
     def start(self, call_sid: str, caller: str | None) -> tuple[Action, ...]:
         """A new call arrived at ``/voice``: greet and open the menu."""
@@ -68,7 +71,7 @@ class CallService:
         now = _iso(self.clock())
         step = engine.advance(self.flow, None, CallStarted(call_sid, caller, now))
         try:
-            if self.calls.create(step.state):
+            if self.calls.create(step.state, self._sidecar(step.state)):
                 self._log(step.state, "start")
                 self.observers.call_changed(step.state, None, None)
                 return step.actions
@@ -87,8 +90,12 @@ class CallService:
         self, call_sid: str, node: str, seq: int, digits: str | None, language: str | None
     ) -> tuple[Action, ...]:
         """The caller answered a Gather (or stayed silent)."""
+        counted: Counted | None = None
         try:
-            state = self.calls.load(call_sid)
+            if self.pin_steps is not None and engine.submits_pin(self.flow, node, digits):
+                state, counted = self.pin_steps.load(call_sid, node, seq)
+            else:
+                state = self.calls.load(call_sid)
         except DependencyError as exc:
             return self._unavailable(call_sid, None, language, exc)
         if state is None:
@@ -96,7 +103,8 @@ class CallService:
             return self._unavailable(call_sid, None, language, None)
         # Writes that can wait (lockout reset, audit entry) go out with the save.
         batch = Batch()
-        return self._finish(state, self._run(state, Digits(node, seq, digits), batch), batch)
+        step = self._run(state, Digits(node, seq, digits), batch, counted)
+        return self._finish(state, step, batch)
 
     def fallback(
         self, call_sid: str, caller: str | None, language: str | None
@@ -122,15 +130,25 @@ class CallService:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _run(self, state: CallState, event: Event, batch: Batch) -> Step:
-        """Advance the engine and perform every I/O need until it returns actions only."""
+    def _run(
+        self, state: CallState, event: Event, batch: Batch, counted: Counted | None = None
+    ) -> Step:
+        """Advance the engine and perform every I/O need until it returns actions only.
+
+        ``counted`` is the PIN submission already counted while the state was loaded; the
+        engine verifies exactly such submissions, so it is used up by the VerifyPin need.
+        """
         step = engine.advance(self.flow, state, event)
         actions = list(step.actions)
         try:
             while step.need is not None:
-                result = self._perform(step.need, step.state, batch)
+                result = self._perform(step.need, step.state, batch, counted)
+                if isinstance(step.need, VerifyPin):
+                    counted = None
                 step = engine.advance(self.flow, step.state, result)
                 actions.extend(step.actions)
+            if counted is not None:  # the script and the engine disagree: a bug, not input
+                log.error("call=%s PIN submission counted but not verified", state.call_sid)
         except DependencyError as exc:
             log.error("call=%s dependency failed: %s", state.call_sid, exc)
             step = engine.unavailable(
@@ -140,12 +158,14 @@ class CallService:
             actions.extend(step.actions)
         return Step(step.state, tuple(actions))
 
-    def _perform(self, need: Need, state: CallState, batch: Batch) -> Event:
+    def _perform(
+        self, need: Need, state: CallState, batch: Batch, counted: Counted | None
+    ) -> Event:
         if isinstance(need, LookupCaller):
             owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
         if isinstance(need, VerifyPin):
-            outcome = self.verifier.verify(need, state.call_sid, batch)
+            outcome = self.verifier.verify(need, state.call_sid, batch, counted)
             now = _iso(self.clock())
             attempt = PinAttempt(
                 state.call_sid, need.customer_number, need.caller, outcome.verdict,
@@ -168,7 +188,7 @@ class CallService:
             # Routing emits no Gather, but the version must still move for the CAS.
             new = new.evolve(seq=loaded.seq + 1)
         try:
-            saved = self.calls.save(new, expected_seq=loaded.seq, batch=batch)
+            saved = self.calls.save(new, loaded.seq, batch, self._sidecar(new))
         except DependencyError as exc:
             return self._unavailable(new.call_sid, new.caller, new.language, exc)
         if not saved.written:
@@ -177,6 +197,12 @@ class CallService:
         self._log(new, loaded.node)
         self.observers.call_changed(new, loaded, saved.status)
         return step.actions
+
+    def _sidecar(self, state: CallState) -> Sidecar | None:
+        """The lockout subjects stored with ``state``, for the PIN step's one-trip load."""
+        if self.pin_steps is None or state.customer_number is None:
+            return None
+        return sidecar(self.verifier.hasher, state)
 
     def _unavailable(
         self, call_sid: str, caller: str | None, language: str | None, exc: Exception | None

@@ -22,6 +22,7 @@ from ivr.store.audit_journal import AuditJournal
 from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
+from ivr.store.pin_step import PinStepLoader
 from ivr.store.pins import PinStore
 from ivr.store.redis_client import close as close_redis
 from ivr.store.redis_client import connect
@@ -70,7 +71,12 @@ def build(settings: Settings) -> Services:
     verifier = Verifier(lockout=lockout, pins=pins, hasher=hasher)
     metrics = Metrics()
     observers = Observers(tuple(make_observers(settings, client, hasher, metrics)))
-    service = CallService(flow=flow, calls=store, pins=pins, verifier=verifier, observers=observers)
+    # Counting a PIN while loading its state names keys in Lua: a single Redis only.
+    pin_steps = PinStepLoader(client, store, lockout) if lockout.single_node else None
+    service = CallService(
+        flow=flow, calls=store, pins=pins, verifier=verifier, observers=observers,
+        pin_steps=pin_steps,
+    )  # fmt: skip
     return Services(settings, flow, client, pins, hasher, lockout, service, audit, metrics=metrics)
 
 

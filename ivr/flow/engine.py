@@ -106,7 +106,7 @@ def _digits(flow: Flow, state: CallState, node: Node | None, digits: str | None)
         if state.customer_number is None:
             return _unavailable(flow, state)
         pin = _typed(digits)
-        if pin and _is_digits(pin) and len(pin) == flow.pin_length:
+        if _is_pin(flow, pin):
             return Step(state, (), VerifyPin(state.customer_number, state.caller, pin))
         return _reprompt(flow, state, node, pin)
     return _unavailable(flow, state)
@@ -124,6 +124,20 @@ def _typed(digits: str | None) -> str:
     """What the caller typed, without the ``#`` that may end it."""
     value = digits or ""
     return value[:-1] if value.endswith("#") else value
+
+
+def submits_pin(flow: Flow, node: str, digits: str | None) -> bool:
+    """Whether ``digits`` answering the Gather of ``node`` are a complete PIN.
+
+    The engine verifies such a submission when the call is at that node and step, not
+    routed, with a claimed customer number; :mod:`ivr.store.pin_step` counts it while
+    loading the state on exactly those conditions.
+    """
+    return isinstance(flow.nodes.get(node), PinNode) and _is_pin(flow, _typed(digits))
+
+
+def _is_pin(flow: Flow, value: str) -> bool:
+    return bool(value) and _is_digits(value) and len(value) == flow.pin_length
 
 
 def _is_digits(value: str) -> bool:

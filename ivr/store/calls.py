@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from ivr.store.batch import Batch
 from ivr.store.redis_client import dependency_errors, load_script, round_trip
 
 log = logging.getLogger(__name__)
+# Extra fields stored beside a state's own (CallState.from_dict ignores them).
+Sidecar = Mapping[str, str]
 
 
 class CallStore:
@@ -34,9 +37,13 @@ class CallStore:
     def load(self, call_sid: str) -> CallState | None:
         """The stored state, or None if there is none or it cannot be read."""
         with dependency_errors("call state load"):
-            (blob,) = round_trip(self._client, [("GET", self._key(call_sid))])
+            (blob,) = round_trip(self._client, [("GET", self.key(call_sid))])
             if isinstance(blob, Exception):
                 raise blob
+        return self.decode(call_sid, blob)
+
+    def decode(self, call_sid: str, blob: Any) -> CallState | None:
+        """The state in ``blob`` as stored for ``call_sid``; None if absent or unreadable."""
         if blob is None:
             return None
         state = _decode(blob)
@@ -47,15 +54,24 @@ class CallStore:
             return None
         return state
 
-    def create(self, state: CallState) -> bool:
-        """Store a new call's state; False if the CallSid already exists (Twilio retry)."""
+    def create(self, state: CallState, sidecar: Sidecar | None = None) -> bool:
+        """Store a new call's state; False if the CallSid already exists (Twilio retry).
+
+        ``sidecar`` fields are stored beside the state's (see :mod:`ivr.store.pin_step`).
+        """
         with dependency_errors("call state create"):
             created = self._client.set(
-                self._key(state.call_sid), _encode(state), nx=True, ex=self._ttl_s
+                self.key(state.call_sid), _encode(state, sidecar), nx=True, ex=self._ttl_s
             )
         return bool(created)
 
-    def save(self, state: CallState, expected_seq: int, batch: Batch | None = None) -> Saved:
+    def save(
+        self,
+        state: CallState,
+        expected_seq: int,
+        batch: Batch | None = None,
+        sidecar: Sidecar | None = None,
+    ) -> Saved:
         """Replace the state only if the stored one has ``seq == expected_seq``.
 
         Atomic in one script, so two racing or replayed webhooks for the same step
@@ -63,8 +79,8 @@ class CallStore:
         unreadable. The writes in ``batch`` go out first, in the same round trip.
         """
         pending = batch if batch is not None else Batch()
-        args = (_encode(state), expected_seq, self._ttl_s)
-        keys = [self._key(state.call_sid), self._status_key(state.call_sid)]
+        args = (_encode(state, sidecar), expected_seq, self._ttl_s)
+        keys = [self.key(state.call_sid), self._status_key(state.call_sid)]
         pending.script(self._save, keys, args, what="call state save")
         written, status = pending.send(self._client)[-1]
         return Saved(bool(written), _status_text(status))
@@ -73,7 +89,7 @@ class CallStore:
         """Let the call's state and status expire in ``ttl_s`` seconds (e.g. once it ended)."""
         with dependency_errors("call state expire"):
             pipe = self._client.pipeline(transaction=True)  # one slot: safe on a cluster
-            pipe.expire(self._key(call_sid), ttl_s)
+            pipe.expire(self.key(call_sid), ttl_s)
             pipe.expire(self._status_key(call_sid), ttl_s)
             pipe.execute()
 
@@ -88,11 +104,12 @@ class CallStore:
             value = self._client.get(self._status_key(call_sid))
         return _status_text(value)
 
-    def _key(self, call_sid: str) -> str:
+    def key(self, call_sid: str) -> str:
+        """The Redis key of the call's state."""
         return f"{self._prefix}:call:{{{call_sid}}}"
 
     def _status_key(self, call_sid: str) -> str:
-        return f"{self._key(call_sid)}:status"
+        return f"{self.key(call_sid)}:status"
 
 
 @dataclass(frozen=True)
@@ -111,8 +128,9 @@ def _status_text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def _encode(state: CallState) -> bytes:
-    return json.dumps(state.to_dict(), separators=(",", ":"), ensure_ascii=False).encode()
+def _encode(state: CallState, sidecar: Sidecar | None = None) -> bytes:
+    data = state.to_dict() if sidecar is None else {**state.to_dict(), **sidecar}
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _decode(blob: Any) -> CallState | None:

@@ -30,7 +30,8 @@ from redis.commands.core import Script
 
 from ivr.config import LockoutSettings
 from ivr.store.batch import Batch
-from ivr.store.redis_client import dependency_errors, load_script, script_source
+from ivr.store.lockout_scripts import combined_attempt_script, combined_success_script
+from ivr.store.redis_client import dependency_errors, load_script
 
 # Withheld numbers all share this caller subject. They are the obvious vector for PIN
 # spraying (a fresh "anonymous" call per guess would dodge any per-number limit), so
@@ -137,18 +138,30 @@ class Lockout:
         return Attempt(status, locked_now=bool(locked_now))
 
     def _begin_at_once(self, caller: tuple[str, str], account: tuple[str, str]) -> Attempt:
+        keys = (*caller, *self.global_keys(), *account)
+        with dependency_errors("lockout check"):
+            ((caller_blocked, allowed, locked_now),) = self._run(
+                _Call(self._attempt, keys, self.attempt_args())
+            )
+        return attempt_of(caller_blocked, allowed, locked_now)
+
+    @property
+    def single_node(self) -> bool:
+        """True when every check runs as one script (a single Redis, not a Cluster)."""
+        return self._single_node
+
+    @property
+    def prefix(self) -> str:
+        """The key prefix of every lockout key."""
+        return self._prefix
+
+    def attempt_args(self) -> tuple[int, ...]:
+        """ARGV of the combined attempt: caller limits, global TTL, account limits."""
         s = self._settings
-        args = (
+        return (
             s.caller_max_failures, s.caller_window_s, s.caller_lock_s, GLOBAL_BUCKET_TTL_S,
             s.account_max_failures, s.account_window_s, s.account_lock_s,
         )  # fmt: skip
-        keys = (*caller, *self._global_keys(time.time()), *account)
-        with dependency_errors("lockout check"):
-            ((caller_blocked, allowed, locked_now),) = self._run(_Call(self._attempt, keys, args))
-        if caller_blocked:
-            return Attempt(AttemptStatus.CALLER_LOCKED, locked_now=False)
-        status = AttemptStatus.ALLOWED if allowed else AttemptStatus.ACCOUNT_LOCKED
-        return Attempt(status, locked_now=bool(locked_now))
 
     def succeeded(
         self, account_key: str, caller_key: str | None, batch: Batch | None = None
@@ -222,6 +235,10 @@ class Lockout:
         base = f"{self._prefix}:caller:{{{subject}}}"
         return f"{base}:fails", f"{base}:block"
 
+    def global_keys(self, now: float | None = None) -> tuple[str, str]:
+        """This minute's and the previous minute's bucket of the global failure count."""
+        return self._global_keys(time.time() if now is None else now)
+
     def _global_keys(self, now: float) -> tuple[str, str]:
         minute = int(now // 60)
         base = f"{self._prefix}:failures:{{global}}"
@@ -241,54 +258,12 @@ class Lockout:
         return batch.send(self._client)
 
 
-def combined_attempt_script() -> str:
-    """The caller, global and account scripts as local functions of one script."""
-    parts = _as_functions(
-        ("caller", "lockout_caller.lua"),
-        ("count_global", "lockout_global.lua"),
-        ("account", "lockout_account.lua"),
-    )
-    main = """
--- KEYS: caller fails, caller block, global now, global previous, account fails, lock
--- ARGV: caller max, window, lock; global ttl; account max, window, lock
--- Returns {caller_blocked, allowed, locked_now}.
-local blocked = caller({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3]})
-count_global({KEYS[3], KEYS[4]}, {'1', ARGV[4]})
-if blocked == 1 then
-  return {1, 0, 0}
-end
-local result = account({KEYS[5], KEYS[6]}, {ARGV[5], ARGV[6], ARGV[7]})
-return {0, result[1], result[2]}
-"""
-    return "\n".join(parts) + main
-
-
-def combined_success_script() -> str:
-    """The account reset, caller success and global take-back as one script."""
-    parts = _as_functions(
-        ("reset_account", "lockout_account_reset.lua"),
-        ("caller_success", "lockout_caller_success.lua"),
-        ("count_global", "lockout_global.lua"),
-    )
-    main = """
--- KEYS: account fails, lock, caller fails, caller block, global now, global previous
--- ARGV: caller max. Returns the caller's remaining failure count.
-reset_account({KEYS[1], KEYS[2]}, {})
-count_global({KEYS[5], KEYS[6]}, {'-1', '0'})
-return caller_success({KEYS[3], KEYS[4]}, {ARGV[1]})
-"""
-    return "\n".join(parts) + main
-
-
-def _as_functions(*scripts: tuple[str, str]) -> list[str]:
-    """Each ``(name, file)`` script as a local Lua function of that name.
-
-    The file's top-level ``KEYS``/``ARGV`` become the function's parameters, so the logic
-    exists once, in its own file, whichever way it is run.
-    """
-    return [
-        f"local function {name}(KEYS, ARGV)\n{script_source(file)}\nend" for name, file in scripts
-    ]
+def attempt_of(caller_blocked: int, allowed: int, locked_now: int) -> Attempt:
+    """The :class:`Attempt` for the combined script's ``{caller_blocked, allowed, locked}``."""
+    if caller_blocked:
+        return Attempt(AttemptStatus.CALLER_LOCKED, locked_now=False)
+    status = AttemptStatus.ALLOWED if allowed else AttemptStatus.ACCOUNT_LOCKED
+    return Attempt(status, locked_now=bool(locked_now))
 
 
 def _check_subject(subject: str, what: str) -> None:
