@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import Verdict
-from ivr.store.sql_engine import create_engine
+from ivr.store.sql_engine import create_all, create_engine
 
 metadata = sa.MetaData()
 
@@ -125,7 +125,7 @@ class AuditStore:
     def create_tables(self) -> None:
         """Create the audit table and its index if they do not exist yet."""
         with _translate_errors():
-            metadata.create_all(self._engine)
+            create_all(metadata, self._engine)
 
     def record_attempt(
         self,

@@ -22,7 +22,7 @@ from ivr.exceptions import AccountNotFound, DependencyError
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_queries import RawSelect
-from ivr.store.sql_engine import create_engine, create_read_engine
+from ivr.store.sql_engine import create_all, create_engine, create_read_engine
 
 __all__ = ["Account", "PinStore", "create_engine", "metadata"]
 
@@ -135,7 +135,7 @@ class PinStore:
 
     def create_tables(self) -> None:
         """Create the tables and index if they do not exist yet."""
-        self._run(lambda: metadata.create_all(self._engine))
+        self._run(lambda: create_all(metadata, self._engine))
 
     def ping(self) -> None:
         """Raise DependencyError unless the database answers a trivial query."""

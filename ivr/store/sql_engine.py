@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
 
 SQLITE = "sqlite"
 
@@ -73,3 +74,19 @@ def create_read_engine(url: str, timeout_s: float, engine: sa.Engine) -> sa.Engi
         pool_timeout=timeout_s,
         hide_parameters=True,
     )
+
+
+def create_all(metadata: sa.MetaData, engine: sa.Engine, attempts: int = 3) -> None:
+    """Create ``metadata``'s missing tables, also while other processes do the same.
+
+    Every gunicorn worker builds its app, and so creates the tables, at the same moment:
+    ``create_all`` checks, then creates, so a worker can lose the race and fail on "table
+    already exists" (and refuse to boot). Checking again finds what the winner created.
+    """
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except sa_exc.DatabaseError:
+            if attempt == attempts - 1:
+                raise

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ivr.config import PinStoreSettings
 from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import Verdict
 from ivr.store.audit import UNLOCKED, AuditKind, AuditStore, audit_events
-from ivr.store.pins import create_engine
+from ivr.store.hashing import PinHasher
+from ivr.store.pins import PinStore, create_engine
+from tests.racing import race
 from tests.redis_server import free_port
 
 T0 = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -166,3 +169,21 @@ def test_from_url_tells_a_bad_url_from_a_dead_database() -> None:
         AuditStore.from_url("no-such-scheme://x", 0.5)
     with pytest.raises(DependencyError):
         AuditStore.from_url(f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x", 0.5)
+
+
+def test_workers_starting_together_all_create_the_tables(tmp_path: Path) -> None:
+    """Gunicorn workers booting at once on a fresh database must not fail on a table
+    another one just created (seen: "table audit_events already exists")."""
+    for round_no in range(5):
+        url = f"sqlite:///{tmp_path / f'fresh-{round_no}.sqlite3'}"
+        hasher = PinHasher.from_settings(PinStoreSettings(pepper="p" * 32))
+
+        def boot(url: str = url, hasher: PinHasher = hasher) -> bool:
+            pins = PinStore.from_url(url, hasher, 5.0)
+            try:
+                AuditStore.on(pins.engine)
+            finally:
+                pins.close()
+            return True
+
+        assert race([boot] * 8) == [True] * 8
