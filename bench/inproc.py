@@ -27,11 +27,10 @@ from bench.baseline_app import create_app as baseline_app
 from bench.peer_app import create_app as peer_app
 from bench.plan import Kind, Store
 from bench.servers import AUTH_TOKEN, REPO, product_config, product_env
-from bench.webhooks import PUBLIC_BASE, Signer
+from bench.webhooks import PUBLIC_BASE
 from bench.workload import Workload
 from ivr import config, create_app
 from ivr.embedded_redis import running_redis
-from ivr.services import load_default_flow
 from ivr.store.hashing import PinHasher
 
 Environ = dict[str, Any]
@@ -99,12 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fill(db, 1000, PinHasher.from_settings(settings.pin_store))
         product = create_app(settings)
         client = product.extensions["ivr"].redis
-        workload = Workload(
-            flow=load_default_flow(settings), client=client,
-            call_ttl_s=settings.redis.call_ttl_s, key_prefix=settings.redis.key_prefix,
-            signer=Signer(AUTH_TOKEN), accounts={Store.SMALL: 1000, Store.LARGE: 1000},
-            hasher=PinHasher.from_settings(settings.pin_store),
-        )  # fmt: skip
+        accounts = {Store.SMALL: 1000, Store.LARGE: 1000}
+        workload = Workload.for_settings(settings, client, AUTH_TOKEN, accounts)
         apps: dict[Kind, WsgiApp] = {
             Kind.BASELINE: baseline_app(), Kind.PEER: peer_app(),
             Kind.MENU: product, Kind.PIN: product, Kind.MIX: product,

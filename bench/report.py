@@ -12,7 +12,7 @@ from statistics import median
 
 from bench.keys import KeyGroup
 from bench.load import Measurement
-from bench.plan import EXPECTED, Kind, Target
+from bench.plan import EXPECTED, Target
 from bench.probe import Memory, Trips
 
 
@@ -73,7 +73,7 @@ class Results:
         return sum(row.unexpected for row in self.rows.values())
 
     def product_rows(self) -> list[Row]:
-        return [r for r in self.rows.values() if r.target.kind not in (Kind.BASELINE, Kind.PEER)]
+        return [r for r in self.rows.values() if not r.target.replayable]
 
 
 def render(res: Results) -> str:

@@ -39,7 +39,6 @@ from ivr import config, create_app
 from ivr.config import Settings
 from ivr.embedded_redis import running_redis
 from ivr.exceptions import ConfigError, DependencyError
-from ivr.services import load_default_flow
 from ivr.store.hashing import PinHasher
 
 PRODUCT_APP = "ivr:create_app()"
@@ -128,15 +127,8 @@ def _stores(
 
 
 def _workload(plan: Plan, settings: Settings, client: redis.Redis) -> Workload:
-    return Workload(
-        flow=load_default_flow(settings),
-        client=client,
-        call_ttl_s=settings.redis.call_ttl_s,
-        key_prefix=settings.redis.key_prefix,
-        signer=Signer(AUTH_TOKEN),
-        accounts={Store.SMALL: plan.small_accounts, Store.LARGE: plan.large_accounts},
-        hasher=PinHasher.from_settings(settings.pin_store),
-    )
+    accounts = {Store.SMALL: plan.small_accounts, Store.LARGE: plan.large_accounts}
+    return Workload.for_settings(settings, client, AUTH_TOKEN, accounts)
 
 
 def _config_path(work: Path, store: Store) -> Path:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import redis
 
 from bench.accounts import Account, account
 from bench.plan import Kind, Store
 from bench.webhooks import CallSids, Signer, Webhook, status_params, voice_params
+from ivr.calls import utc_now
+from ivr.config import Settings
 from ivr.flow import engine
 from ivr.flow.actions import Action, Gather
 from ivr.flow.model import Flow
@@ -35,6 +36,8 @@ from ivr.flow.state import (
     Verdict,
     VerifyPin,
 )
+from ivr.jobs import utc_iso
+from ivr.services import load_default_flow
 from ivr.store.calls import CallStore
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_step import sidecar
@@ -61,6 +64,18 @@ class Workload:
     sids: CallSids = field(default_factory=CallSids)
     rng: random.Random = field(default_factory=lambda: random.Random(5))  # noqa: S311
     _cursor: dict[Store, int] = field(default_factory=dict)
+
+    @classmethod
+    def for_settings(
+        cls, settings: Settings, client: redis.Redis, auth_token: str, accounts: dict[Store, int]
+    ) -> Workload:
+        """Requests for the product configured by ``settings``, signed with ``auth_token``."""
+        return cls(
+            flow=load_default_flow(settings), client=client,
+            call_ttl_s=settings.redis.call_ttl_s, key_prefix=settings.redis.key_prefix,
+            signer=Signer(auth_token), accounts=accounts,
+            hasher=PinHasher.from_settings(settings.pin_store),
+        )  # fmt: skip
 
     def lines(self, kind: Kind, store: Store, count: int) -> list[str]:
         """About ``count`` signed request lines for ``kind`` (calls prepared in Redis)."""
@@ -206,4 +221,4 @@ def _gather(actions: tuple[Action, ...]) -> Gather:
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return utc_iso(utc_now())

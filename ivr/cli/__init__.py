@@ -6,15 +6,13 @@ from typing import Any
 
 import click
 
-from ivr import config
 from ivr.cli.accounts import accounts
 from ivr.cli.audit import audit
 from ivr.cli.call import call
 from ivr.cli.dev import dev
-from ivr.cli.errors import fail
+from ivr.cli.errors import load_config
 from ivr.cli.flow import flow
 from ivr.cli.worker import worker
-from ivr.exceptions import IVRError
 
 # Commands that build their own settings (dev fills in local defaults itself; call uses
 # dev's config by default; flow needs no config at all).
@@ -35,10 +33,7 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     if ctx.invoked_subcommand in SELF_CONFIGURED:
         ctx.obj = config_path
         return
-    try:
-        ctx.obj = config.load(config_path)
-    except IVRError as exc:
-        fail(str(exc), status=2)
+    ctx.obj = load_config(config_path)
 
 
 cli.add_command(accounts)

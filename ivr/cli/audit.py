@@ -20,6 +20,7 @@ import click
 
 from ivr.cli.errors import fail, one_line_errors
 from ivr.config import Settings
+from ivr.jobs import utc_iso
 from ivr.store.audit import AuditRecord, AuditStore
 
 HEADER = ("at", "call_sid", "customer_number", "caller", "outcome", "actor", "source")
@@ -94,7 +95,7 @@ def write_csv(stream: TextIO, records: Iterable[AuditRecord]) -> int:
 
 def row(record: AuditRecord) -> list[str]:
     """One CSV line for ``record``, safe to open in a spreadsheet."""
-    at = record.at.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    at = utc_iso(record.at)
     fields = (record.call_sid, record.customer_number, record.caller, record.outcome)
     return [at, *(_cell(v) for v in fields), _cell(record.actor), _cell(record.source)]
 

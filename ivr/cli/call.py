@@ -16,11 +16,9 @@ import sys
 
 import click
 
-from ivr import config
 from ivr.cli.dev_support import DEMO_ACCOUNTS, GENERATED_CONFIG, DevSession, read_session
-from ivr.cli.errors import fail
+from ivr.cli.errors import fail, load_config
 from ivr.config import Settings
-from ivr.exceptions import IVRError
 from ivr.phone_sim import (
     CallerId,
     Endpoint,
@@ -61,10 +59,7 @@ def load_settings(config_path: str | None, session: DevSession | None) -> Settin
             "or run `ivr dev` in this directory first",
             EXIT_USAGE,
         )
-    try:
-        return config.load(path)
-    except IVRError as exc:
-        fail(str(exc), EXIT_USAGE)
+    return load_config(path, EXIT_USAGE)
 
 
 def endpoint(

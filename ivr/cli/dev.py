@@ -43,6 +43,7 @@ from ivr.cli.dev_support import (
     uses_generated_token,
     write_session,
 )
+from ivr.cli.errors import fail
 from ivr.config import Settings
 from ivr.embedded_redis import running_redis
 from ivr.exceptions import IVRError
@@ -251,7 +252,6 @@ def dev(
     try:
         run_dev(options, click.echo)
     except (IVRError, OSError, RuntimeError) as exc:
-        click.echo(f"error: {' '.join(str(exc).split())}", err=True)
-        raise SystemExit(1) from None
+        fail(str(exc))
     except KeyboardInterrupt:
         pass  # interrupted while starting: everything started was stopped already

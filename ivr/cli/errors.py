@@ -8,11 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import NoReturn
 
 import click
 import redis
 
+from ivr import config
+from ivr.config import Settings
 from ivr.exceptions import IVRError
 
 # Failures an operator can act on; anything else is a bug and keeps its traceback.
@@ -23,6 +26,14 @@ def fail(message: str, status: int = 1) -> NoReturn:
     """Print ``error: message`` as one line on stderr and exit with ``status``."""
     click.echo(f"error: {' '.join(message.split())}", err=True)
     raise click.exceptions.Exit(status)
+
+
+def load_config(path: str | Path | None, status: int = 2) -> Settings:
+    """The settings in ``path``; a bad config is one error line and exit ``status``."""
+    try:
+        return config.load(path)
+    except IVRError as exc:
+        fail(str(exc), status)
 
 
 @contextmanager

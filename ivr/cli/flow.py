@@ -11,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from ivr import config
-from ivr.cli.errors import fail
+from ivr.cli.errors import fail, load_config
 from ivr.config import Settings
-from ivr.exceptions import FlowError, IVRError
+from ivr.exceptions import FlowError
 from ivr.flow.graph import flow_graph, to_dot, to_mermaid
 from ivr.flow.graph_svg import to_svg
 from ivr.flow.model import Flow, load_flow
@@ -25,10 +24,7 @@ RENDERERS = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
 def _settings(config_path: str | None) -> Settings:
     if config_path is None:
         return Settings()  # defaults only: nothing to validate, no secrets needed
-    try:
-        return config.load(config_path)
-    except IVRError as exc:
-        fail(str(exc), status=2)
+    return load_config(config_path)
 
 
 def _load(config_path: str | None, file: str | None) -> tuple[Path, Flow]:
