@@ -41,6 +41,7 @@ ANONYMOUS_CALLER = "anonymous"
 # Global buckets only feed failures_last_minute(); a quarter of an hour of history is
 # plenty for looking at a spraying incident and keeps memory bounded.
 GLOBAL_BUCKET_TTL_S = 900
+SUBJECT_MARK = "%s"
 
 
 class AttemptStatus(str, Enum):
@@ -150,10 +151,13 @@ class Lockout:
         """True when every check runs as one script (a single Redis, not a Cluster)."""
         return self._single_node
 
-    @property
-    def prefix(self) -> str:
-        """The key prefix of every lockout key."""
-        return self._prefix
+    def key_templates(self) -> tuple[str, str, str, str]:
+        """Caller fails, caller block, account fails, account lock; ``%s`` = the subject.
+
+        For a script that learns the subjects itself (:mod:`ivr.store.pin_step`): the
+        key layout stays written once, here.
+        """
+        return (*self._caller_keys(SUBJECT_MARK), *self._account_keys(SUBJECT_MARK))
 
     def attempt_args(self) -> tuple[int, ...]:
         """ARGV of the combined attempt: caller limits, global TTL, account limits."""

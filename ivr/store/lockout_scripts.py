@@ -9,27 +9,35 @@ from __future__ import annotations
 
 from ivr.store.redis_client import script_source
 
+_ATTEMPT = """
+-- K: caller fails, caller block, global now, global previous, account fails, lock
+-- A: caller max, window, lock; global ttl; account max, window, lock
+-- Returns {caller_blocked, allowed, locked_now}.
+local function attempt(K, A)
+  local blocked = caller({K[1], K[2]}, {A[1], A[2], A[3]})
+  count_global({K[3], K[4]}, {'1', A[4]})
+  if blocked == 1 then
+    return {1, 0, 0}
+  end
+  local result = account({K[5], K[6]}, {A[5], A[6], A[7]})
+  return {0, result[1], result[2]}
+end
+"""
 
-def combined_attempt_script() -> str:
-    """The caller, global and account scripts as local functions of one script."""
+
+def attempt_function() -> str:
+    """Lua defining ``attempt(K, A)``: caller, global and account counts, in that order."""
     parts = lua_functions(
         ("caller", "lockout_caller.lua"),
         ("count_global", "lockout_global.lua"),
         ("account", "lockout_account.lua"),
     )
-    main = """
--- KEYS: caller fails, caller block, global now, global previous, account fails, lock
--- ARGV: caller max, window, lock; global ttl; account max, window, lock
--- Returns {caller_blocked, allowed, locked_now}.
-local blocked = caller({KEYS[1], KEYS[2]}, {ARGV[1], ARGV[2], ARGV[3]})
-count_global({KEYS[3], KEYS[4]}, {'1', ARGV[4]})
-if blocked == 1 then
-  return {1, 0, 0}
-end
-local result = account({KEYS[5], KEYS[6]}, {ARGV[5], ARGV[6], ARGV[7]})
-return {0, result[1], result[2]}
-"""
-    return "\n".join(parts) + main
+    return "\n".join(parts) + _ATTEMPT
+
+
+def combined_attempt_script() -> str:
+    """The attempt as one script: KEYS and ARGV as ``attempt`` takes them."""
+    return attempt_function() + "\nreturn attempt(KEYS, ARGV)\n"
 
 
 def combined_success_script() -> str:

@@ -28,15 +28,16 @@ from ivr.store.batch import Batch
 from ivr.store.calls import CallStore, Sidecar
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import ANONYMOUS_CALLER, Attempt, Lockout, attempt_of
-from ivr.store.lockout_scripts import lua_functions
+from ivr.store.lockout_scripts import attempt_function
 
 ACCOUNT_FIELD = "_a"
 CALLER_FIELD = "_c"
 
 _MAIN = """
 -- KEYS[1] call state, KEYS[2] global bucket now, KEYS[3] the previous one
--- ARGV[1] CallSid, ARGV[2] prompt node, ARGV[3] step, ARGV[4] key prefix,
--- ARGV[5..11] as the combined attempt: caller max, window, lock; global ttl; account ...
+-- ARGV[1] CallSid, ARGV[2] prompt node, ARGV[3] step, ARGV[4..7] the lockout's key
+-- templates (caller fails, caller block, account fails, account lock; '%s' = subject),
+-- ARGV[8..14] the attempt's ARGV (Lockout.attempt_args)
 -- Returns {state or false, counted, caller_blocked, allowed, locked_now, account, caller}
 local blob = redis.call('GET', KEYS[1])
 if not blob then
@@ -47,7 +48,7 @@ if not ok or type(st) ~= 'table' then
   return {blob, 0}
 end
 local function subject(value)
-  return type(value) == 'string' and #value > 0 and not value:find('[{}]')
+  return type(value) == 'string' and value:match('^[0-9a-z]+$') ~= nil
 end
 if st.call_sid ~= ARGV[1] or st.node ~= ARGV[2] or type(st.seq) ~= 'number'
     or st.seq ~= tonumber(ARGV[3]) or type(st.language) ~= 'string' or st.routed == true
@@ -55,26 +56,21 @@ if st.call_sid ~= ARGV[1] or st.node ~= ARGV[2] or type(st.seq) ~= 'number'
     or not subject(st._a) or not subject(st._c) then
   return {blob, 0}
 end
-local c = ARGV[4] .. ':caller:{' .. st._c .. '}'
-local a = ARGV[4] .. ':acct:{' .. st._a .. '}'
-local blocked = caller({c .. ':fails', c .. ':block'}, {ARGV[5], ARGV[6], ARGV[7]})
-count_global({KEYS[2], KEYS[3]}, {'1', ARGV[8]})
-if blocked == 1 then
-  return {blob, 1, 1, 0, 0, st._a, st._c}
+local function key(template, value)
+  return (template:gsub('%%s', value, 1))
 end
-local result = account({a .. ':fails', a .. ':lock'}, {ARGV[9], ARGV[10], ARGV[11]})
-return {blob, 1, 0, result[1], result[2], st._a, st._c}
+local K = {
+  key(ARGV[4], st._c), key(ARGV[5], st._c), KEYS[2], KEYS[3],
+  key(ARGV[6], st._a), key(ARGV[7], st._a),
+}
+local r = attempt(K, {ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[12], ARGV[13], ARGV[14]})
+return {blob, 1, r[1], r[2], r[3], st._a, st._c}
 """
 
 
 def load_and_count_script() -> str:
-    """The lockout's caller, global and account scripts behind the state check above."""
-    parts = lua_functions(
-        ("caller", "lockout_caller.lua"),
-        ("count_global", "lockout_global.lua"),
-        ("account", "lockout_account.lua"),
-    )
-    return "\n".join(parts) + _MAIN
+    """The lockout's own attempt (the same Lua as begin()) behind the state check above."""
+    return attempt_function() + _MAIN
 
 
 def sidecar(hasher: PinHasher, state: CallState) -> Sidecar:
@@ -116,7 +112,9 @@ class PinStepLoader:
         """
         batch = Batch()
         keys = (self._calls.key(call_sid), *self._lockout.global_keys())
-        args = (call_sid, node, seq, self._lockout.prefix, *self._lockout.attempt_args())
+        args = (
+            call_sid, node, seq, *self._lockout.key_templates(), *self._lockout.attempt_args()
+        )  # fmt: skip
         batch.script(self._script, keys, args, what="PIN step load")
         (reply,) = batch.send(self._client)
         state = self._calls.decode(call_sid, reply[0] or None)
