@@ -200,7 +200,8 @@ class CallService:
 
     def _sidecar(self, state: CallState) -> Sidecar | None:
         """The lockout subjects stored with ``state``, for the PIN step's one-trip load."""
-        if self.pin_steps is None or state.customer_number is None:
+        # A routed call takes no more PINs: its save needs no subjects (two HMACs saved).
+        if self.pin_steps is None or state.customer_number is None or state.routed:
             return None
         return sidecar(self.verifier.hasher, state)
 

@@ -66,15 +66,19 @@ BACKOFF_FACTOR = 4
 BACKOFF_CAP_S = 3600
 
 
-def backoff(retries: int, base_s: int = BACKOFF_BASE_S) -> list[int]:
+def backoff(retries: int) -> list[int]:
     """Seconds to wait before each of ``retries`` retries (exponential, capped)."""
-    return [min(base_s * BACKOFF_FACTOR**n, BACKOFF_CAP_S) for n in range(retries)]
+    return [min(BACKOFF_BASE_S * BACKOFF_FACTOR**n, BACKOFF_CAP_S) for n in range(retries)]
+
+
+def digest_of(*parts: str) -> str:
+    """A short stable name for ``parts`` (ids and markers; the parts are not readable)."""
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:40]
 
 
 def job_id(kind: str, *parts: str) -> str:
     """An rq job id for ``kind`` and ``parts`` (rq allows only letters, digits, - and _)."""
-    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:40]
-    return f"{kind}-{digest}"
+    return f"{kind}-{digest_of(*parts)}"
 
 
 def utc_iso(moment: datetime) -> str:
@@ -102,7 +106,6 @@ class JobQueues:
     """Enqueues jobs on the named rq queues with TTLs, retries and unique ids."""
 
     client: redis.Redis
-    retry_base_s: int = BACKOFF_BASE_S
 
     def queue(self, name: str) -> Queue:
         """The rq queue ``name`` with the JSON serializer the worker expects."""
@@ -117,9 +120,7 @@ class JobQueues:
         retries: int,
     ) -> bool:
         """Enqueue ``func(*args)`` as job ``jid``; False when that job already exists."""
-        retry = (
-            Retry(max=retries, interval=backoff(retries, self.retry_base_s)) if retries else None
-        )
+        retry = Retry(max=retries, interval=backoff(retries)) if retries else None
         target = self.queue(queue)
         with self.client.pipeline(transaction=False) as pipe:
             try:
@@ -151,13 +152,12 @@ class JobEnqueuer:
 
     settings: Settings
     queues: JobQueues
+    # The app's hasher (built once): lock markers are keyed like the lockout keys.
+    hasher: PinHasher
     clock: Callable[[], datetime] = field(default=_clock)
-    # The app's hasher (built once); None builds one from settings on first use.
-    hasher: PinHasher | None = None
 
     def _subject(self, customer_number: str) -> str:
-        hasher = self.hasher or PinHasher.from_settings(self.settings.pin_store)
-        return hasher.subject("account", customer_number)
+        return self.hasher.subject("account", customer_number)
 
     def call_changed(
         self, state: CallState, previous: CallState | None, status: str | None

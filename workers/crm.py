@@ -22,6 +22,7 @@ from typing import Any
 
 import requests
 
+from ivr.jobs import digest_of
 from workers.jobs import JobContext, current_context
 
 log = logging.getLogger("workers.crm")
@@ -71,8 +72,7 @@ def verify(
 
 def delivered_key(prefix: str, call_sid: str, event: str) -> str:
     """The Redis marker of a delivered event."""
-    digest = hashlib.sha256(f"{call_sid}\x1f{event}".encode()).hexdigest()[:40]
-    return f"{prefix}:jobs:crm-delivered:{digest}"
+    return f"{prefix}:jobs:crm-delivered:{digest_of(call_sid, event)}"
 
 
 def deliver_webhook(call_sid: str, event: str, payload: dict[str, Any]) -> str:

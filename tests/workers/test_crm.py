@@ -142,7 +142,7 @@ def test_enqueueing_the_same_event_twice_is_refused(
     settings: Settings, redis_client: redis.Redis, services: Services, crm: LocalServer
 ) -> None:
     """A second enqueue for the same call and event finds the first job and adds none."""
-    enqueuer = JobEnqueuer(settings, JobQueues(services.redis))
+    enqueuer = JobEnqueuer(settings, JobQueues(services.redis), services.hasher)
     enqueuer.call_status("CA" + "1" * 32, "completed")
     enqueuer.call_status("CA" + "1" * 32, "completed")
     enqueuer.call_status("CA" + "1" * 32, "in-progress")  # not final: no event
