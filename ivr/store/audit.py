@@ -13,7 +13,6 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -25,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import Verdict
-from ivr.store.sql_engine import create_all, create_engine
+from ivr.store.sql_engine import create_all, create_engine, translate_errors
 
 metadata = sa.MetaData()
 
@@ -124,7 +123,7 @@ class AuditStore:
 
     def create_tables(self) -> None:
         """Create the audit table and its index if they do not exist yet."""
-        with _translate_errors():
+        with translate_errors("audit store"):
             create_all(metadata, self._engine)
 
     def record_attempt(
@@ -190,7 +189,7 @@ class AuditStore:
             .where(audit_events.c.at >= _utc(since))
             .order_by(audit_events.c.at, audit_events.c.id)
         )
-        with _translate_errors(), self._engine.connect() as conn:
+        with translate_errors("audit store"), self._engine.connect() as conn:
             result = conn.execution_options(yield_per=EXPORT_BATCH).execute(query)
             for row in result:
                 yield _record(row)
@@ -198,18 +197,18 @@ class AuditStore:
     def purge(self, older_than: datetime) -> int:
         """Delete every row before ``older_than`` (naive means UTC); returns how many."""
         statement = audit_events.delete().where(audit_events.c.at < _utc(older_than))
-        with _translate_errors(), self._engine.begin() as conn:
+        with translate_errors("audit store"), self._engine.begin() as conn:
             return int(conn.execute(statement).rowcount)
 
     def count(self) -> int:
         """Number of rows (for tests and health output)."""
-        with _translate_errors(), self._engine.connect() as conn:
+        with translate_errors("audit store"), self._engine.connect() as conn:
             query = sa.select(sa.func.count()).select_from(audit_events)
             return int(conn.execute(query).scalar_one())
 
     def _insert_once(self, rows: list[dict[str, Any]]) -> None:
         statement = _insert_ignoring_duplicates(self._engine.dialect.name)
-        with _translate_errors():
+        with translate_errors("audit store"):
             try:
                 with self._engine.begin() as conn:
                     conn.execute(statement, rows)
@@ -250,15 +249,3 @@ def _record(row: sa.Row[Any]) -> AuditRecord:
         customer_number=row.customer_number, caller=row.caller, outcome=row.outcome,
         actor=row.actor, source=row.source,
     )  # fmt: skip
-
-
-@contextmanager
-def _translate_errors() -> Iterator[None]:
-    """Database failures become DependencyError with a one-line, value-free message."""
-    try:
-        yield
-    except sa_exc.SQLAlchemyError as exc:
-        lines = str(exc).strip().splitlines()
-        raise DependencyError(f"audit store failed: {lines[0] if lines else exc}") from exc
-    except OSError as exc:
-        raise DependencyError(f"audit store failed: {exc}") from exc

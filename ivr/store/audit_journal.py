@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from ivr.store.batch import Batch
-from ivr.store.redis_client import dependency_errors
+from ivr.store.redis_client import dependency_errors, text
 
 # Like a queued rq job: a worker down longer than a week loses the backlog it missed.
 JOURNAL_TTL_S = 7 * 86400
@@ -149,10 +149,10 @@ def _entries(raw: Sequence[Any]) -> list[JournalEntry]:
     for entry_id, fields in raw:
         if fields is None:  # deleted while pending: nothing left to write
             continue
-        values = {_text(k): _text(v) for k, v in fields.items()}
+        values = {text(k): text(v) for k, v in fields.items()}
         entries.append(
             JournalEntry(
-                entry_id=_text(entry_id),
+                entry_id=text(entry_id),
                 call_sid=values.get("c", ""),
                 customer_number=values.get("a", ""),
                 caller=values.get("f") or None,
@@ -161,7 +161,3 @@ def _entries(raw: Sequence[Any]) -> list[JournalEntry]:
             )  # fmt: skip
         )
     return entries
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value

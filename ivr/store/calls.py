@@ -18,7 +18,7 @@ import redis
 
 from ivr.flow.state import CallState
 from ivr.store.batch import Batch
-from ivr.store.redis_client import dependency_errors, load_script, round_trip
+from ivr.store.redis_client import dependency_errors, load_script, round_trip, text
 
 log = logging.getLogger(__name__)
 # Extra fields stored beside a state's own (CallState.from_dict ignores them).
@@ -123,9 +123,7 @@ class Saved:
 
 
 def _status_text(value: Any) -> str | None:
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value if isinstance(value, str) else None
+    return text(value) if isinstance(value, (bytes, str)) else None
 
 
 def _encode(state: CallState, sidecar: Sidecar | None = None) -> bytes:

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from ivr.store.redis_client import dependency_errors, load_script
+from ivr.store.redis_client import dependency_errors, load_script, text
 
 # Enough history for a console that was offline a few minutes during a busy hour; older
 # entries are trimmed (approximately, which is O(1)) and such a console reloads instead.
@@ -103,7 +103,7 @@ class EventStore:
         )  # fmt: skip
         with dependency_errors("board publish"):
             written = self._publish(keys=keys, args=args)
-        return _text(written) if written else None
+        return text(written) if written else None
 
     def snapshot(self) -> Snapshot:
         """The board as of one instant: its calls, newest first, and the stream's tip."""
@@ -113,11 +113,11 @@ class EventStore:
             pipe.zrevrange(self.index_key, 0, self._board_max - 1)
             pipe.hgetall(self.latest_key)
             last, order, latest = pipe.execute()
-        tip = _text(last[0][0]) if last else ZERO_ID
-        by_sid = {_text(k): _text(v) for k, v in latest.items()}
+        tip = text(last[0][0]) if last else ZERO_ID
+        by_sid = {text(k): text(v) for k, v in latest.items()}
         calls: list[BoardEvent] = []
         for member in order:
-            sid = _text(member)
+            sid = text(member)
             entry = by_sid.get(sid)
             if entry is not None:
                 event_id, _, data = entry.partition(" ")
@@ -131,7 +131,7 @@ class EventStore:
             pipe.xrange(self.stream_key, count=1)
             pipe.xrevrange(self.stream_key, count=1)
             first, last = pipe.execute()
-        return (_text(first[0][0]) if first else None, _text(last[0][0]) if last else None)
+        return (text(first[0][0]) if first else None, text(last[0][0]) if last else None)
 
     def read(self, after: str, block_ms: int, count: int = 100) -> list[BoardEvent]:
         """Events after stream id ``after``, waiting up to ``block_ms`` for the first one.
@@ -148,9 +148,5 @@ class EventStore:
 
 
 def _event(entry_id: Any, fields: Mapping[Any, Any]) -> BoardEvent:
-    values = {_text(k): _text(v) for k, v in fields.items()}
-    return BoardEvent(_text(entry_id), values.get("call", ""), values.get("data", "{}"))
-
-
-def _text(value: Any) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    values = {text(k): text(v) for k, v in fields.items()}
+    return BoardEvent(text(entry_id), values.get("call", ""), values.get("data", "{}"))

@@ -29,6 +29,7 @@ from ivr.store.calls import CallStore, Sidecar
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import ANONYMOUS_CALLER, Attempt, Lockout, attempt_of
 from ivr.store.lockout_scripts import attempt_function
+from ivr.store.redis_client import text
 
 ACCOUNT_FIELD = "_a"
 CALLER_FIELD = "_c"
@@ -122,10 +123,6 @@ class PinStepLoader:
             return state, None
         caller_blocked, allowed, locked_now, account, caller = reply[2:7]
         counted = Counted(
-            attempt_of(caller_blocked, allowed, locked_now), _text(account), _text(caller)
+            attempt_of(caller_blocked, allowed, locked_now), text(account), text(caller)
         )
         return state, counted
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode("ascii") if isinstance(value, bytes) else value

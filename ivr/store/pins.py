@@ -9,8 +9,7 @@ flow can route the caller to an agent instead of failing the webhook.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
@@ -22,7 +21,7 @@ from ivr.exceptions import AccountNotFound, DependencyError
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_queries import RawSelect
-from ivr.store.sql_engine import create_all, create_engine, create_read_engine
+from ivr.store.sql_engine import create_all, create_engine, create_read_engine, translate_errors
 
 __all__ = ["Account", "PinStore", "create_engine", "metadata"]
 
@@ -258,23 +257,5 @@ class PinStore:
         return self._run(work)
 
     def _run(self, work: Callable[[], T]) -> T:
-        with _translate_errors():
+        with translate_errors("PIN store"):
             return work()
-
-
-@contextmanager
-def _translate_errors() -> Iterator[None]:
-    """Turn database failures into DependencyError with a one-line, PIN-free message."""
-    try:
-        yield
-    except sa_exc.SQLAlchemyError as exc:
-        raise DependencyError(f"PIN store failed: {_first_line(exc)}") from exc
-    except OSError as exc:
-        raise DependencyError(f"PIN store failed: {exc}") from exc
-
-
-def _first_line(exc: Exception) -> str:
-    # The engine runs with hide_parameters, so the text never carries bound values
-    # (only digests are ever bound anyway); the first line is the driver's message.
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -88,6 +88,11 @@ def _reply(conn: redis.connection.AbstractConnection) -> Any:
         return exc
 
 
+def text(value: Any) -> str:
+    """A Redis reply value as text (replies are bytes: decode_responses is off)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def close(client: redis.Redis) -> None:
     """Close ``client`` and its pool: a client built on a pool it was handed does not own
     it, so ``client.close()`` alone leaves the pool's sockets open."""

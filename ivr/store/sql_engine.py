@@ -12,10 +12,14 @@ idempotent. Writes (import, rehash, audit) stay on the default engine, in transa
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
+
+from ivr.exceptions import DependencyError
 
 SQLITE = "sqlite"
 
@@ -90,3 +94,22 @@ def create_all(metadata: sa.MetaData, engine: sa.Engine, attempts: int = 3) -> N
         except sa_exc.DatabaseError:
             if attempt == attempts - 1:
                 raise
+
+
+@contextmanager
+def translate_errors(store: str) -> Iterator[None]:
+    """Database failures become DependencyError("<store> failed: <one line>").
+
+    Engines run with hide_parameters, so the driver's first line carries no bound value.
+    """
+    try:
+        yield
+    except sa_exc.SQLAlchemyError as exc:
+        raise DependencyError(f"{store} failed: {_first_line(exc)}") from exc
+    except OSError as exc:
+        raise DependencyError(f"{store} failed: {exc}") from exc
+
+
+def _first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
