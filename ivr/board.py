@@ -79,7 +79,7 @@ class BoardObserver:
         self.events.publish(state.call_sid, payload, started, bool(payload["ended"]), now)
 
 
-def board_observer(settings: Settings, client: redis.Redis) -> BoardObserver:
-    """The board observer on ``client``, with keys and TTL from ``settings``."""
+def board_observer(settings: Settings, client: redis.Redis, calls: CallStore) -> BoardObserver:
+    """The board observer on ``client`` (keys and TTL from ``settings``) over ``calls``."""
     prefix, ttl = settings.redis.key_prefix, settings.redis.call_ttl_s
-    return BoardObserver(EventStore(client, ttl, prefix), CallStore(client, ttl, prefix))
+    return BoardObserver(EventStore(client, ttl, prefix), calls)

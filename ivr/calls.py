@@ -124,9 +124,12 @@ class CallService:
         self.calls.set_status(call_sid, call_status)
         self.observers.call_status(call_sid, call_status)
 
-    def screen_pop(self, call_sid: str) -> CallState | None:
-        """The stored state of ``call_sid`` (DependencyError when Redis is down)."""
-        return self.calls.load(call_sid)
+    def screen_pop(self, call_sid: str) -> tuple[CallState | None, str | None]:
+        """The stored state of ``call_sid`` and Twilio's last CallStatus for it.
+
+        One round trip; DependencyError when Redis is down.
+        """
+        return self.calls.load_with_status(call_sid)
 
     # --- internals ----------------------------------------------------------------------
 

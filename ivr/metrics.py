@@ -11,7 +11,7 @@ the global PIN-failure rate (SPEC §5) and the depth of each job queue.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import redis
@@ -94,14 +94,12 @@ class LiveCollector(Collector):
         lockout: Lockout,
         client: redis.Redis,
         alert_per_minute: int,
-        queues: Sequence[str] = QUEUES,
-        journal: AuditJournal | None = None,
+        journal: AuditJournal,
     ) -> None:
         self._lockout = lockout
         self._client = client
         self._journal = journal
         self._alert = alert_per_minute
-        self._queues = tuple(queues)
 
     def collect(self) -> Iterable[Metric]:
         """The failure rate, its alert threshold, queue depths and failed jobs."""
@@ -130,19 +128,14 @@ class LiveCollector(Collector):
             "ivr_jobs_failed", "Jobs that used up their retries (kept for requeue).",
             labels=["queue"],
         )  # fmt: skip
-        for name in self._queues:
+        for name in QUEUES:
             queue = Queue(name, connection=self._client)
             depth.add_metric([name], queue.count)
             registry = FailedJobRegistry(queue=queue)
             failed.add_metric([name], registry.get_job_count(cleanup=False))
-        live: list[Metric] = [failures, depth, failed]
-        if self._journal is not None:
-            backlog = self._journal.backlog()
-            live.append(
-                GaugeMetricFamily(
-                    "ivr_audit_backlog",
-                    "PIN attempts waiting in Redis to be written to the SQL audit trail.",
-                    value=backlog,
-                )
-            )
-        return live
+        backlog = GaugeMetricFamily(
+            "ivr_audit_backlog",
+            "PIN attempts waiting in Redis to be written to the SQL audit trail.",
+            value=self._journal.backlog(),
+        )
+        return [failures, depth, failed, backlog]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import fields, replace
 from urllib.parse import quote
 from xml.sax.saxutils import escape
 
@@ -59,7 +59,7 @@ class Renderer:
     def __init__(self, routing: RoutingSettings, url_for_step: StepUrl = step_url) -> None:
         self._routing = routing
         self._url_for_step = url_for_step
-        self._fragments: dict[Action, str] = {}
+        self._fragments: dict[object, str] = {}
         self._task_template = self._enqueue_template() if routing.mode == "enqueue" else None
 
     def render(self, actions: Iterable[Action]) -> str:
@@ -70,13 +70,15 @@ class Renderer:
     def _fragment(self, action: Action) -> str:
         if isinstance(action, Route):
             if self._task_template is not None:
-                task = json.dumps(task_attributes(action.pop), separators=(",", ":"))
-                return self._task_template.replace(_TASK_MARK, escape(task), 1)
+                return self._task_template.replace(_TASK_MARK, escape(task_json(action.pop)), 1)
             return self._render_fragment(action)
-        key = replace(action, seq=_SEQ_MARK) if isinstance(action, Gather) else action
+        # A Gather is cached without its step counter (its fields but seq, no copy made).
+        key = _gather_key(action) if isinstance(action, Gather) else action
         text = self._fragments.get(key)
         if text is None:
-            text = self._render_fragment(key)
+            text = self._render_fragment(
+                replace(action, seq=_SEQ_MARK) if isinstance(action, Gather) else action
+            )
             if len(self._fragments) < MAX_CACHED_FRAGMENTS:  # flows are finite; stay bounded
                 self._fragments[key] = text
         if isinstance(action, Gather):
@@ -146,7 +148,7 @@ def _gather(response: VoiceResponse, gather: Gather, url: str) -> None:
 def _route(response: VoiceResponse, pop: ScreenPop, routing: RoutingSettings) -> None:
     if routing.mode == "enqueue":
         enqueue = response.enqueue(None, workflow_sid=routing.workflow_sid)
-        enqueue.task(json.dumps(task_attributes(pop), separators=(",", ":")))
+        enqueue.task(task_json(pop))
         return
     dial = response.dial(answer_on_bridge=True, timeout=DIAL_TIMEOUT_S)
     if routing.mode == "client":
@@ -158,6 +160,19 @@ def _route(response: VoiceResponse, pop: ScreenPop, routing: RoutingSettings) ->
         dial.sip(sip_uri(routing.sip_uri, pop))
     else:
         dial.number(routing.number)
+
+
+def task_json(pop: ScreenPop) -> str:
+    """The ``<Task>`` text: :func:`task_attributes` as compact JSON."""
+    return json.dumps(task_attributes(pop), separators=(",", ":"))
+
+
+# Every field of a Gather but its step counter: new fields join the cache key by themselves.
+_GATHER_FIELDS = tuple(f.name for f in fields(Gather) if f.name != "seq")
+
+
+def _gather_key(gather: Gather) -> tuple[object, ...]:
+    return (Gather, *(getattr(gather, name) for name in _GATHER_FIELDS))
 
 
 def task_attributes(pop: ScreenPop) -> dict[str, object]:

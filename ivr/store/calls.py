@@ -42,6 +42,18 @@ class CallStore:
                 raise blob
         return self.decode(call_sid, blob)
 
+    def load_with_status(self, call_sid: str) -> tuple[CallState | None, str | None]:
+        """The stored state and the last CallStatus, read in one round trip."""
+        with dependency_errors("call state load"):
+            replies = round_trip(
+                self._client, [("GET", self.key(call_sid)), ("GET", self._status_key(call_sid))]
+            )
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        state = self.decode(call_sid, replies[0])
+        return state, _status_text(replies[1]) if state is not None else None
+
     def decode(self, call_sid: str, blob: Any) -> CallState | None:
         """The state in ``blob`` as stored for ``call_sid``; None if absent or unreadable."""
         if blob is None:

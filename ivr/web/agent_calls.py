@@ -31,10 +31,10 @@ def _load_pop(call_sid: str) -> dict[str, Any] | None:
     if not CALL_SID.match(call_sid):
         return None  # not even worth a Redis round trip
     calls = console().services.calls
-    state = calls.screen_pop(call_sid)
+    state, call_status = calls.screen_pop(call_sid)
     if state is None:
         return None
-    pop = board_payload(state, calls.calls.status(call_sid))
+    pop = board_payload(state, call_status)
     # Identified or only claimed: either way the account whose PIN entry may be locked.
     pop["account"] = state.customer_number
     return pop

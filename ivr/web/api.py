@@ -46,8 +46,7 @@ def call(call_sid: str) -> Response:
     """The screen-pop of one call (SPEC §4), plus whether it has been routed yet."""
     services: Services = current_app.extensions["ivr"]
     try:
-        state = services.calls.screen_pop(call_sid)
-        call_status = services.calls.calls.status(call_sid) if state else None
+        state, call_status = services.calls.screen_pop(call_sid)
     except DependencyError:
         log.error("api call=%s: Redis unavailable", call_sid)
         return _error(503, "call state unavailable")

@@ -17,7 +17,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from ivr.metrics import LiveCollector, Metrics
 from ivr.services import Services
 from ivr.store.audit_journal import AuditJournal
-from ivr.web.api import bearer_error
+from ivr.web import api
 
 bp = Blueprint("metrics", __name__)
 
@@ -35,7 +35,7 @@ def init_app(app: Flask, services: Services) -> None:
             services.lockout,
             services.redis,
             services.settings.lockout.global_alert_per_minute,
-            journal=AuditJournal(services.redis, services.settings.redis.key_prefix),
+            AuditJournal(services.redis, services.settings.redis.key_prefix),
         )  # fmt: skip
     )
     app.extensions[REGISTRY_KEY] = registry
@@ -44,11 +44,8 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(bp)
 
 
-@bp.before_request
-def require_token() -> Response | None:
-    """401 without credentials, 403 with wrong ones (the same check as the API)."""
-    services: Services = current_app.extensions["ivr"]
-    return bearer_error(services.settings.api.token)
+# The same bearer-token check as the API (401 without credentials, 403 with wrong ones).
+bp.before_request(api.require_token)
 
 
 @bp.get("/metrics")
