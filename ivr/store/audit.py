@@ -2,9 +2,9 @@
 
 One table holds both kinds of event so an export is one ordered scan. Rows carry the
 time, CallSid, customer number, caller and outcome — never digits of a PIN. Each row
-has a unique ``event_key``: the worker passes the key the observer generated when the
-attempt happened, so a retried job writes its row once (SPEC §5, "every attempt is
-audited"). Rows older than the retention period are removed by :meth:`AuditStore.purge`.
+has a unique ``event_key``: for an attempt, the id of its entry in the audit journal
+(:mod:`ivr.store.audit_journal`), so an entry the worker writes twice is one row (SPEC §5,
+"every attempt is audited"). Rows older than the retention period are removed by :meth:`AuditStore.purge`.
 Works on SQLite and PostgreSQL; database failures surface as DependencyError.
 """
 
@@ -138,9 +138,9 @@ class AuditStore:
     ) -> None:
         """Record one PIN attempt; recording the same attempt again changes nothing.
 
-        ``attempt_id`` identifies the attempt (the enqueuing observer makes one per
-        attempt). Without it the key is derived from the other fields, which are unique
-        per attempt in practice: one call submits at most one PIN per second.
+        ``attempt_id`` identifies the attempt. Without it the key is derived from the other
+        fields, which are unique per attempt in practice: one call submits at most one PIN
+        per second. (The worker writes journal entries in batches: :meth:`record_attempts`.)
         """
         verdict = Verdict(outcome).value  # ValueError for anything that is not an outcome
         moment = _utc(at)
