@@ -4,8 +4,9 @@ One table holds both kinds of event so an export is one ordered scan. Rows carry
 time, CallSid, customer number, caller and outcome — never digits of a PIN. Each row
 has a unique ``event_key``: for an attempt, the id of its entry in the audit journal
 (:mod:`ivr.store.audit_journal`), so an entry the worker writes twice is one row (SPEC §5,
-"every attempt is audited"). Rows older than the retention period are removed by :meth:`AuditStore.purge`.
-Works on SQLite and PostgreSQL; database failures surface as DependencyError.
+"every attempt is audited"). Rows older than the retention period are removed by
+:meth:`AuditStore.purge`. Works on SQLite and PostgreSQL; database failures surface as
+DependencyError.
 """
 
 from __future__ import annotations
