@@ -11,6 +11,7 @@ class Kind(str, Enum):
 
     BASELINE = "baseline"  # constant TwiML; the same signed webhook body, cycled
     PEER = "peer"  # Twilio's sample welcome step; cycled
+    FLOOR = "floor"  # the PIN step's I/O only (bench/floor_app.py); PIN requests, cycled
     MENU = "menu"  # product: a call at the menu presses 1 (caller lookup, PIN prompt)
     PIN = "pin"  # product: a call at the PIN prompt enters a wrong or the right PIN
     MIX = "mix"  # product: whole calls, /voice to status callback, every webhook
@@ -28,6 +29,7 @@ class Store(str, Enum):
 EXPECTED: dict[Kind, frozenset[str]] = {
     Kind.BASELINE: frozenset({"gather"}),
     Kind.PEER: frozenset({"gather"}),
+    Kind.FLOOR: frozenset({"gather", "verified"}),
     Kind.MENU: frozenset({"gather"}),
     Kind.PIN: frozenset({"gather", "verified"}),
     Kind.MIX: frozenset({"gather", "verified", "no_content"}),
@@ -45,8 +47,8 @@ class Target:
 
     @property
     def replayable(self) -> bool:
-        """Baseline and peer keep no state, so their few requests may be cycled."""
-        return self.kind in (Kind.BASELINE, Kind.PEER)
+        """Baseline, peer and floor refuse no replay, so their few requests may be cycled."""
+        return self.kind in (Kind.BASELINE, Kind.PEER, Kind.FLOOR)
 
 
 CONNECTIONS = 32  # wrk's keep-alive connections, for every target
@@ -101,6 +103,7 @@ class Plan:
         return (
             Target("baseline", Kind.BASELINE, Store.NONE, "(a) baseline: constant 300 B TwiML"),
             Target("peer", Kind.PEER, Store.NONE, "(b) peer: Twilio sample welcome"),
+            Target("floor", Kind.FLOOR, Store.SMALL, f"(e) floor: the PIN step's I/O @ {small}"),
             Target("menu", Kind.MENU, Store.SMALL, f"(c) product menu step @ {small}"),
             Target("pin", Kind.PIN, Store.SMALL, f"(d) product PIN step @ {small}"),
             Target("mix", Kind.MIX, Store.SMALL, f"product whole-call mix @ {small}"),

@@ -134,6 +134,8 @@ def _targets(res: Results) -> list[tuple[str, str, str, str]]:
     pin = res.ratio("pin", "peer")
     add("(d)/(b) PIN step / peer", pin, ">= 0.8x", pin >= 0.8)
     add("(d)/(a) PIN step / baseline", res.ratio("pin", "baseline"), "", None)
+    add("(d)/(e) PIN step / floor (its I/O only)", res.ratio("pin", "floor"), "", None)
+    add("(e)/(b) floor / peer", res.ratio("floor", "peer"), "", None)
     mix = res.ratio("mix", "peer")
     add("whole-call mix / peer", mix, ">= 1.0x", mix >= 1.0)
     large = res.rows["pin_large"].target.label.split("@ ")[-1]

@@ -85,7 +85,7 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
         settings = _stores(plan, work, server.url, meta)
         client = redis.Redis.from_url(server.url)
         workload = _workload(plan, settings[Store.SMALL], client)
-        with _servers(work, results_dir) as servers:
+        with _servers(work, results_dir, server.url) as servers:
             driver = Driver(plan, load, workload, _target_urls(servers), work)
             if args.profile:
                 return _profile(plan, driver, args.profile_target, servers, results_dir)
@@ -116,7 +116,7 @@ def _stores(
     """Write a config per store and fill it; returns the product's settings per store."""
     settings: dict[Store, Settings] = {}
     for store, count in ((Store.SMALL, plan.small_accounts), (Store.LARGE, plan.large_accounts)):
-        db = f"sqlite:///{work / f'pins-{store.value}.sqlite3'}"
+        db = f"sqlite:///{_db_path(work, store)}"
         path = product_config(_config_path(work, store), redis_url, db)
         settings[store] = config.load(path, env=product_env(path))
         started = time.monotonic()
@@ -136,11 +136,12 @@ def _config_path(work: Path, store: Store) -> Path:
 
 
 @contextmanager
-def _servers(work: Path, logs: Path) -> Iterator[dict[str, Gunicorn]]:
-    """Baseline, peer and the product per store, all under the same gunicorn settings."""
+def _servers(work: Path, logs: Path, redis_url: str) -> Iterator[dict[str, Gunicorn]]:
+    """Baseline, peer, floor and the product per store, all under the same settings."""
     apps = {
         "baseline": ("bench.baseline_app:create_app()", "/", dict(os.environ)),
         "peer": ("bench.peer_app:create_app()", "/ivr/welcome", dict(os.environ)),
+        "floor": ("bench.floor_app:create_app()", "/", _floor_env(work, redis_url)),
     }
     for store in (Store.SMALL, Store.LARGE):
         apps[store.value] = (PRODUCT_APP, "/readyz", product_env(_config_path(work, store)))
@@ -148,7 +149,7 @@ def _servers(work: Path, logs: Path) -> Iterator[dict[str, Gunicorn]]:
         name: Gunicorn(name, app, ready, logs / f"gunicorn-{name}.log", env=env)
         for name, (app, ready, env) in apps.items()
     }
-    progress("starting gunicorn " + " ".join(GUNICORN_ARGS) + " for baseline, peer, product x2")
+    progress("starting gunicorn " + " ".join(GUNICORN_ARGS) + " for every server")
     try:
         for server in servers.values():
             server.start()
@@ -160,8 +161,19 @@ def _servers(work: Path, logs: Path) -> Iterator[dict[str, Gunicorn]]:
             server.stop()
 
 
+def _floor_env(work: Path, redis_url: str) -> dict[str, str]:
+    """The floor reads the small store's accounts and signs like the product's server."""
+    env = product_env(_config_path(work, Store.SMALL))
+    env.update({"FLOOR_REDIS_URL": redis_url, "FLOOR_PIN_DB": str(_db_path(work, Store.SMALL))})
+    return env
+
+
+def _db_path(work: Path, store: Store) -> Path:
+    return work / f"pins-{store.value}.sqlite3"
+
+
 def _target_urls(servers: dict[str, Gunicorn]) -> dict[str, str]:
-    urls = {"baseline": servers["baseline"].url, "peer": servers["peer"].url}
+    urls = {name: servers[name].url for name in ("baseline", "peer", "floor")}
     for kind in (Kind.MENU, Kind.PIN, Kind.MIX):
         urls[kind.value] = servers[Store.SMALL.value].url
         urls[f"{kind.value}_large"] = servers[Store.LARGE.value].url

@@ -84,6 +84,10 @@ class Workload:
         if kind is Kind.PEER:
             hook = self._start(account(0))
             return [self.signer.line(Webhook("/ivr/welcome", hook.params)) for _ in range(count)]
+        if kind is Kind.FLOOR:
+            # PIN requests as the product gets them; the floor keeps no prepared calls.
+            pins = (self._random_pin(self._next_account(store)) for _ in range(count))
+            return [self.signer.line(hook) for hook, _ in pins]
         batch: list[tuple[Webhook, CallState | None]] = []
         if kind is Kind.MIX:
             for index in range(int(count / HOOKS_PER_CALL) + 1):
@@ -94,7 +98,7 @@ class Workload:
             if kind is Kind.MENU:
                 batch.append(self._menu(acc))
             else:
-                batch.append(self._pin(acc, wrong=self.rng.random() < 0.5))  # noqa: S311
+                batch.append(self._random_pin(acc))
         self._create([state for _, state in batch if state is not None])
         lines = [self.signer.line(hook) for hook, _ in batch]
         # Menu, PIN and status requests of a call are independent (each has its own
@@ -138,6 +142,10 @@ class Workload:
 
     def _pin(self, acc: Account, *, wrong: bool) -> tuple[Webhook, CallState]:
         return self._press(self._at_pin(acc), acc, acc.wrong_pin if wrong else acc.pin)
+
+    def _random_pin(self, acc: Account) -> tuple[Webhook, CallState]:
+        """A wrong or the right PIN, 50/50 at random."""
+        return self._pin(acc, wrong=self.rng.random() < 0.5)  # noqa: S311
 
     def _whole_call(
         self, acc: Account, *, wrong_first: bool

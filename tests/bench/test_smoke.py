@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[2]
 ROWS = (
     "(a) baseline: constant 300 B TwiML",
     "(b) peer: Twilio sample welcome",
+    "(e) floor: the PIN step's I/O @ 10^3 accounts",
     "(c) product menu step @ 10^3 accounts",
     "(d) product PIN step @ 10^3 accounts",
     "product whole-call mix @ 10^3 accounts",
@@ -21,6 +22,8 @@ ROWS = (
     "(c)/(b) menu step / peer",
     "(d)/(b) PIN step / peer",
     "(d)/(a) PIN step / baseline",
+    "(d)/(e) PIN step / floor (its I/O only)",
+    "(e)/(b) floor / peer",
     "whole-call mix / peer",
     "verification cost at 10^4 accounts / small store",
     "Redis memory per in-flight call",
