@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -254,6 +255,9 @@ def _coerce(section: str, key: str, hint: Any, value: Any, *, from_env: bool) ->
     raise ConfigError(f"config: {where} has an unsupported type")  # pragma: no cover
 
 
+_KEY_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,32}")
+
+
 def _positive(errors: list[str], section: str, obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
@@ -281,6 +285,10 @@ def validate(s: Settings) -> None:
         errors.append("[api] token must be at least 16 characters (IVR_API_TOKEN)")
     if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
         errors.append("[redis] url must start with redis://, rediss:// or unix://")
+    if not _KEY_PREFIX.fullmatch(s.redis.key_prefix):
+        # "%s" would collide with the lockout's key templates, "{" "}" with hash tags,
+        # "*" "?" "[" with the key patterns that audits and metrics scan for.
+        errors.append("[redis] key_prefix must be 1-32 letters, digits, '.', '_', ':' or '-'")
     errors.extend(_routing_errors(s.routing, s.server.default_region))
     errors.extend(_side_channel_errors(s))
     if errors:
