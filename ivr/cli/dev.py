@@ -117,8 +117,10 @@ def start_worker(config_path: str, settings: Settings) -> subprocess.Popen[bytes
     if settings.server.public_base_url:
         env["IVR_SERVER_PUBLIC_BASE_URL"] = settings.server.public_base_url
     # Own session: Ctrl-C in the terminal reaches only `ivr dev`, which then stops the
-    # worker with SIGTERM (RQ's warm shutdown) instead of the worker dying half-way.
-    return subprocess.Popen(WORKER_ARGV, env=env, start_new_session=True)  # noqa: S603
+    # worker with SIGTERM (RQ's warm shutdown) instead of the worker dying half-way. The
+    # worker itself asks for SIGTERM should `ivr dev` die without that (ivr.orphans).
+    argv = (*WORKER_ARGV, "--parent-pid", str(os.getpid()))
+    return subprocess.Popen(argv, env=env, start_new_session=True)  # noqa: S603
 
 
 def stop_worker(proc: subprocess.Popen[bytes]) -> None:
@@ -168,7 +170,8 @@ def run_dev(
         listener = stack.enter_context(listen(options.host, options.port))
         redis_note = f"Redis {settings.redis.url}"
         if not settings.redis.url:
-            redis_proc = stack.enter_context(running_redis())
+            # No thread runs yet, so Redis may get the parent-death signal (ivr.orphans).
+            redis_proc = stack.enter_context(running_redis(stop_with_parent=True))
             redis_note = f"embedded Redis on port {redis_proc.port}"
             settings = _replace(settings, "redis", url=redis_proc.url)
         if options.ngrok:

@@ -13,6 +13,7 @@ import click
 from ivr.cli.errors import one_line_errors
 from ivr.config import Settings
 from ivr.jobs import QUEUES
+from ivr.orphans import stop_with_parent
 from workers.main import run
 
 
@@ -25,9 +26,15 @@ from workers.main import run
     help=f"Serve only this queue (repeatable): {', '.join(QUEUES)}. Default: all.",
 )
 @click.option("--burst", is_flag=True, help="Exit once the queues are empty.")
+# `ivr dev` passes its own pid: the worker then stops (warm) when `ivr dev` dies.
+@click.option("--parent-pid", type=int, hidden=True)
 @click.pass_obj
-def worker(settings: Settings, queues: tuple[str, ...], burst: bool) -> None:
+def worker(
+    settings: Settings, queues: tuple[str, ...], burst: bool, parent_pid: int | None
+) -> None:
     """Run the background worker until stopped (Ctrl-C finishes the current job)."""
+    if parent_pid is not None and not stop_with_parent(parent_pid):
+        return  # the parent is already gone: nobody would ever stop this worker
     # Job logs (workers.*) and rq's own share one format; a no-op if logging is set up.
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"

@@ -163,18 +163,56 @@ def process_table() -> dict[int, tuple[int, int, str]]:
     return table
 
 
-def test_dev_runs_the_worker_and_stops_it(dev_server: DevServer) -> None:
-    """`ivr dev` starts `ivr worker` as a child; Ctrl-C stops it and everything it forked."""
+def children(parent: int, command_part: str) -> list[int]:
+    """PIDs of ``parent``'s children whose command line contains ``command_part``."""
+    return [pid for pid, (ppid, _, cmd) in process_table().items()
+            if ppid == parent and command_part in cmd]  # fmt: skip
+
+
+def worker_of(dev_server: DevServer) -> list[int]:
+    """The `ivr worker` child of a running `ivr dev`, once it has started."""
     deadline = time.monotonic() + 20
     workers: list[int] = []
     while not workers and time.monotonic() < deadline:
-        workers = [pid for pid, (ppid, _, cmd) in process_table().items()
-                   if ppid == dev_server.proc.pid and cmd.endswith(" worker ")]  # fmt: skip
+        workers = children(dev_server.proc.pid, " worker ")
         time.sleep(0.1)
+    return workers
+
+
+def test_dev_runs_the_worker_and_stops_it(dev_server: DevServer) -> None:
+    """`ivr dev` starts `ivr worker` as a child; Ctrl-C stops it and everything it forked."""
+    workers = worker_of(dev_server)
     assert len(workers) == 1, dev_server.output
     assert dev_server.stop() == 0
     left = [cmd for pid, (_, sid, cmd) in process_table().items() if workers[0] in (pid, sid)]
     assert left == [], left
+
+
+def test_killed_dev_leaves_no_worker_or_redis_behind(dev_server: DevServer) -> None:
+    """A SIGKILLed `ivr dev` runs no cleanup, yet its worker and Redis stop on their own."""
+    workers = worker_of(dev_server)
+    redis_servers = children(dev_server.proc.pid, "redis-server")
+    assert len(workers) == 1 and len(redis_servers) == 1, dev_server.output
+    dev_server.proc.kill()
+    dev_server.proc.wait(timeout=5)
+    deadline = time.monotonic() + 20
+    left = workers + redis_servers
+    while left and time.monotonic() < deadline:
+        time.sleep(0.1)
+        table = process_table()
+        left = [pid for pid in left if pid in table and not is_zombie(pid)]
+    for pid in left:  # do not leak them into the rest of the run, then fail
+        os.kill(pid, signal.SIGKILL)
+    if dev_server.proc.stdout is not None:
+        dev_server.proc.stdout.close()
+    assert left == [], "children outlived a killed `ivr dev`"
+
+
+def is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
 
 
 def test_step_formatter_uses_only_the_step_fields() -> None:

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 from click.testing import CliRunner, Result
 
@@ -56,3 +60,24 @@ def test_commands_are_registered() -> None:
     result = CliRunner().invoke(cli, ["--help"])
     assert result.exit_code == 0
     assert "worker" in result.output and "audit" in result.output
+
+
+def test_worker_whose_parent_is_gone_does_not_start(tmp_path: Path, redis_url: str) -> None:
+    """`ivr worker --parent-pid P` exits at once when P is not its parent any more."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+    env.update(
+        {
+            "IVR_REDIS_URL": redis_url,
+            "IVR_PIN_PEPPER": "p" * 32,
+            "TWILIO_AUTH_TOKEN": "t" * 32,
+            "IVR_ROUTING_NUMBER": "+4930901820",
+        }
+    )
+    ivr = Path(sys.executable).with_name("ivr")
+    # Without --burst a started worker would wait for jobs until the timeout.
+    done = subprocess.run(
+        [str(ivr), "worker", "--parent-pid", "1"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=30, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Worker" not in done.stderr  # rq never announced a started worker
