@@ -66,9 +66,8 @@ class BoardObserver:
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         """Nothing to do: the state change saved right after it carries the outcome."""
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Twilio reported a status: publish it (a final one takes the call off the board)."""
-        state = self.calls.load(call_sid)
         if state is not None:  # an unknown call has nothing to show
             self._publish(state, status)
 

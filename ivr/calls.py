@@ -121,8 +121,8 @@ class CallService:
 
     def status(self, call_sid: str, call_status: str) -> None:
         """Record Twilio's status callback; raises DependencyError when Redis is down."""
-        self.calls.set_status(call_sid, call_status)
-        self.observers.call_status(call_sid, call_status)
+        state = self.calls.set_status(call_sid, call_status)
+        self.observers.call_status(call_sid, call_status, state)
 
     def screen_pop(self, call_sid: str) -> tuple[CallState | None, str | None]:
         """The stored state of ``call_sid`` and Twilio's last CallStatus for it.

@@ -168,7 +168,7 @@ class JobEnqueuer:
         if state.routed and (previous is None or not previous.routed):
             self._crm(state.call_sid, EVENT_ROUTED, routed_payload(state, self.clock()))
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Enqueue the CRM's final event when Twilio reports the call is over."""
         if self.settings.screen_pop.webhook_url and status in TERMINAL_STATUSES:
             self._crm(call_sid, EVENT_ENDED, ended_payload(call_sid, status, self.clock()))
@@ -219,5 +219,5 @@ class AuditObserver:
             attempt.verdict.value, attempt.at,
         )  # fmt: skip
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Nothing to audit."""

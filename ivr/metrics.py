@@ -82,7 +82,7 @@ class MetricsObserver:
         if attempt.locked_now:
             self.metrics.lockouts.inc()
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Status callbacks are not counted."""
 
 

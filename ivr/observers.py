@@ -50,8 +50,12 @@ class CallObserver(Protocol):
         all), not to Redis directly.
         """
 
-    def call_status(self, call_sid: str, status: str) -> None:
-        """Twilio reported the call's status (completed, busy, …)."""
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
+        """Twilio reported the call's status (completed, busy, …).
+
+        ``state`` is the call as stored when the status arrived (None: unknown call),
+        read in the same round trip as the status was saved.
+        """
 
 
 @dataclass(frozen=True)
@@ -76,10 +80,10 @@ class Observers:
             except Exception:
                 log.exception("call=%s observer %s failed", attempt.call_sid, _name(member))
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         for member in self.members:
             try:
-                member.call_status(call_sid, status)
+                member.call_status(call_sid, status, state)
             except Exception:
                 log.exception("call=%s observer %s failed", call_sid, _name(member))
 

@@ -33,7 +33,7 @@ class Recorder:
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         self.attempts.append(attempt)
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         self.statuses.append((call_sid, status))
 
 
@@ -46,7 +46,7 @@ class Broken:
     def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
         raise RuntimeError("queue down")
 
-    def call_status(self, call_sid: str, status: str) -> None:
+    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         raise RuntimeError("metrics down")
 
 
@@ -89,6 +89,6 @@ def test_observer_failures_are_logged_not_raised(caplog: pytest.LogCaptureFixtur
     """A failing observer is logged and the others still run."""
     recorder = Recorder()
     observers = Observers((Broken(), recorder))
-    observers.call_status("CA1", "completed")
+    observers.call_status("CA1", "completed", None)
     assert recorder.statuses == [("CA1", "completed")]
     assert "Broken failed" in caplog.text

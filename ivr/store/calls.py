@@ -105,10 +105,24 @@ class CallStore:
             pipe.expire(self._status_key(call_sid), ttl_s)
             pipe.execute()
 
-    def set_status(self, call_sid: str, status: str) -> None:
-        """Remember Twilio's CallStatus (``ringing``, ``completed`` …) beside the state."""
+    def set_status(self, call_sid: str, status: str) -> CallState | None:
+        """Remember Twilio's CallStatus (``ringing``, ``completed`` …) beside the state.
+
+        Returns the stored state, read in the same round trip, for whoever publishes the
+        status (None for an unknown call).
+        """
         with dependency_errors("call status save"):
-            self._client.set(self._status_key(call_sid), status.encode(), ex=self._ttl_s)
+            replies = round_trip(
+                self._client,
+                [
+                    ("SET", self._status_key(call_sid), status.encode(), "EX", self._ttl_s),
+                    ("GET", self.key(call_sid)),
+                ],
+            )
+            for reply in replies:
+                if isinstance(reply, Exception):
+                    raise reply
+        return self.decode(call_sid, replies[1])
 
     def status(self, call_sid: str) -> str | None:
         """The last CallStatus reported for the call, if any."""

@@ -176,10 +176,10 @@ def test_observer_publishes_changes_and_status(redis_client: redis.Redis) -> Non
     observer = BoardObserver(store, calls, clock=lambda: 1_893_492_010.0)  # 10 s in
     assert calls.create(STATE)
     observer.call_changed(STATE, None, None)
-    observer.call_status(STATE.call_sid, "in-progress")
+    observer.call_status(STATE.call_sid, "in-progress", STATE)
     snapshot = store.snapshot()
     assert snapshot.calls[0].payload()["call_status"] == "in-progress"
-    observer.call_status(STATE.call_sid, "completed")
-    observer.call_status(sid(8), "completed")  # unknown call: nothing to publish
+    observer.call_status(STATE.call_sid, "completed", STATE)
+    observer.call_status(sid(8), "completed", None)  # unknown call: nothing to publish
     assert store.snapshot().calls == ()
     assert redis_client.xlen(store.stream_key) == 3

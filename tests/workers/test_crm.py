@@ -143,9 +143,9 @@ def test_enqueueing_the_same_event_twice_is_refused(
 ) -> None:
     """A second enqueue for the same call and event finds the first job and adds none."""
     enqueuer = JobEnqueuer(settings, JobQueues(services.redis), services.hasher)
-    enqueuer.call_status("CA" + "1" * 32, "completed")
-    enqueuer.call_status("CA" + "1" * 32, "completed")
-    enqueuer.call_status("CA" + "1" * 32, "in-progress")  # not final: no event
+    enqueuer.call_status("CA" + "1" * 32, "completed", None)
+    enqueuer.call_status("CA" + "1" * 32, "completed", None)
+    enqueuer.call_status("CA" + "1" * 32, "in-progress", None)  # not final: no event
     assert queue(redis_client, QUEUE_CRM).count == 1
 
 
