@@ -54,20 +54,17 @@ class Target:
 CONNECTIONS = 32  # wrk's keep-alive connections, for every target
 WORKERS = 2
 
-# The same settings serve baseline, peer and product. Two workers for two cores (a third
-# would only add context switches while wrk competes for the same cores); gthread so
-# keep-alive connections are served like behind a production proxy; four threads per
-# worker so one waiting on Redis or SQLite does not idle the core. --worker-connections
-# splits wrk's few long-lived connections evenly: left to the accept() race, one worker
-# often took 26 to 30 of the 32 and did nearly all the work (many short connections from
-# a proxy or Twilio spread by numbers; a benchmark's 32 do not).
+# The README's production line, exactly (tests/bench/test_plan.py holds them together):
+# the same settings serve baseline, peer, floor and product.
+PRODUCTION_ARGS: tuple[str, ...] = (
+    "--worker-class", "gthread", "--workers", str(WORKERS), "--threads", "8",
+)  # fmt: skip
+# The one setting of the benchmark's own: --worker-connections splits wrk's few
+# long-lived connections evenly. Left to the accept() race, one worker often took 26 to
+# 30 of the 32 and did nearly all the work (many short connections from a proxy or
+# Twilio spread by numbers; a benchmark's 32 do not).
 GUNICORN_ARGS: tuple[str, ...] = (
-    "--workers", str(WORKERS),
-    "--worker-class", "gthread",
-    "--threads", "4",
-    "--worker-connections", str(CONNECTIONS // WORKERS),
-    "--keep-alive", "5",
-    "--backlog", "2048",
+    *PRODUCTION_ARGS, "--worker-connections", str(CONNECTIONS // WORKERS),
 )  # fmt: skip
 
 
