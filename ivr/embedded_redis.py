@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import redis
@@ -55,6 +55,18 @@ def running_redis(*, stop_with_parent: bool = False) -> Iterator[RedisProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+def shut_down(url: str) -> None:
+    """Stop the Redis server at ``url`` (``SHUTDOWN NOSAVE``); quiet if it is gone already.
+
+    For a process that outlives the one that started an embedded Redis and must stop it
+    (``ivr worker`` under a killed ``ivr dev``).
+    """
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    with suppress(redis.RedisError):
+        client.shutdown(nosave=True)
+    client.close()
 
 
 class RedisProcess:

@@ -110,8 +110,10 @@ def check_twilio_number(options: DevOptions, settings: Settings) -> str | None:
     return number
 
 
-def start_worker(config_path: str, settings: Settings) -> subprocess.Popen[bytes]:
-    """``ivr worker`` as a child process on this Redis."""
+def start_worker(
+    config_path: str, settings: Settings, *, owns_redis: bool = False
+) -> subprocess.Popen[bytes]:
+    """``ivr worker`` as a child process on this Redis (``owns_redis``: the embedded one)."""
     env = {**os.environ, "IVR_CONFIG": str(Path(config_path).resolve())}
     env["IVR_REDIS_URL"] = settings.redis.url
     if settings.server.public_base_url:
@@ -119,7 +121,9 @@ def start_worker(config_path: str, settings: Settings) -> subprocess.Popen[bytes
     # Own session: Ctrl-C in the terminal reaches only `ivr dev`, which then stops the
     # worker with SIGTERM (RQ's warm shutdown) instead of the worker dying half-way. The
     # worker itself asks for SIGTERM should `ivr dev` die without that (ivr.orphans).
-    argv = (*WORKER_ARGV, "--parent-pid", str(os.getpid()))
+    argv: tuple[str, ...] = (*WORKER_ARGV, "--parent-pid", str(os.getpid()))
+    if owns_redis:
+        argv += ("--stop-redis-with-parent",)
     return subprocess.Popen(argv, env=env, start_new_session=True)  # noqa: S603
 
 
@@ -169,9 +173,12 @@ def run_dev(
         number = check_twilio_number(options, settings)
         listener = stack.enter_context(listen(options.host, options.port))
         redis_note = f"Redis {settings.redis.url}"
-        if not settings.redis.url:
-            # No thread runs yet, so Redis may get the parent-death signal (ivr.orphans).
-            redis_proc = stack.enter_context(running_redis(stop_with_parent=True))
+        embedded = not settings.redis.url
+        if embedded:
+            # Should ivr dev die without cleaning up (ivr.orphans), Redis must outlive the
+            # worker's warm shutdown: the worker stops it after itself. Without a worker,
+            # Redis gets the parent-death signal (set now, while no other thread runs).
+            redis_proc = stack.enter_context(running_redis(stop_with_parent=not options.worker))
             redis_note = f"embedded Redis on port {redis_proc.port}"
             settings = _replace(settings, "redis", url=redis_proc.url)
         if options.ngrok:
@@ -188,7 +195,7 @@ def run_dev(
         stack.callback(thread.join, 10)
         stack.callback(server.shutdown)
         if options.worker:
-            stack.callback(stop_worker, start_worker(config_path, settings))
+            stack.callback(stop_worker, start_worker(config_path, settings, owns_redis=embedded))
         host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host  # noqa: S104
         session = DevSession(
             f"http://{host}:{server.port}", settings.server.public_base_url, config_path
