@@ -2,16 +2,19 @@
 
 Counters and the webhook histogram live in a :class:`Metrics` object per app (its own
 ``CollectorRegistry``, never prometheus-client's global one, so apps and tests stay
-isolated). Values are per process: under gunicorn with several workers each worker
-counts its own requests and a scrape sees whichever worker answered — aggregate with
-``sum`` over the scraped instances, or run one gunicorn worker per pod. The gauges of
-:class:`LiveCollector` come from Redis when scraped, so they are the same everywhere:
-the global PIN-failure rate (SPEC §5) and the depth of each job queue.
+isolated). Under gunicorn with several workers each worker counts its own requests, so
+a scrape answered by one worker would show only its share. With prometheus-client's
+multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` set for gunicorn, see
+:func:`multiprocess_dir`) every worker writes its values to files there and each scrape
+adds up all of them. The gauges of :class:`LiveCollector` come from Redis when scraped,
+so they are the same everywhere: the global PIN-failure rate (SPEC §5) and the depth of
+each job queue.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import os
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -22,7 +25,7 @@ from prometheus_client.registry import Collector
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
-from ivr.exceptions import DependencyError
+from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import CallState, Verdict
 from ivr.jobs import QUEUES
 from ivr.observers import PinAttempt
@@ -34,10 +37,29 @@ from ivr.store.lockout import Lockout
 WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0)
 
 
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_dir(env: Mapping[str, str] | None = None) -> str | None:
+    """The multiprocess directory when metrics are shared between worker processes.
+
+    prometheus-client decides at import, from this variable, to keep values in files, so
+    it is read from the environment (not the config) exactly like the library does.
+    Raises ConfigError if it is set but is not a writable directory: otherwise the first
+    counter would fail with a traceback instead.
+    """
+    env = os.environ if env is None else env
+    directory = env.get(MULTIPROC_ENV) or None
+    if directory is not None and not (os.path.isdir(directory) and os.access(directory, os.W_OK)):
+        raise ConfigError(f"{MULTIPROC_ENV}={directory} is not a writable directory")
+    return directory
+
+
 class Metrics:
     """The app's own metrics and the registry they are collected from."""
 
     def __init__(self) -> None:
+        multiprocess_dir()  # a bad directory is a clear start-up error
         self.registry = CollectorRegistry()
         self.verifications = Counter(
             "ivr_pin_verifications", "PIN submissions by outcome.", ["outcome"],

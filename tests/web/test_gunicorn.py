@@ -30,6 +30,8 @@ from tests.twilio_phone import sign
 
 PARALLEL = 20
 MAX_FAILURES = 5
+API_TOKEN = "gunicorn-test-api-token-0123456789"
+WEBHOOK_COUNT = "ivr_webhook_duration_seconds_count"
 
 
 @pytest.fixture
@@ -58,6 +60,9 @@ workflow_sid = "{WORKFLOW_SID}"
     )
     env = {**os.environ, "IVR_CONFIG": str(config_file), "IVR_PIN_PEPPER": PEPPER}
     services = build(config.load(config_file, env=env))
+    # Metrics shared by the two workers (prometheus-client's multiprocess mode).
+    (tmp_path / "metrics").mkdir()
+    env.update({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "IVR_API_TOKEN": API_TOKEN})
     seed(services)
     services.close()
     gunicorn = Path(sys.executable).with_name("gunicorn")
@@ -140,3 +145,33 @@ def test_parallel_wrong_pins_evaluate_exactly_the_limit(server: str) -> None:
     assert len(locked) == PARALLEL - MAX_FAILURES
     for answer in locked:
         assert '"reason":"locked"' in (answer.findtext("Enqueue/Task") or "")
+
+
+def scrape(base: str) -> dict[str, float]:
+    """``GET /metrics``: sample name with labels -> value."""
+    request = urllib.request.Request(
+        base + "/metrics", headers={"Authorization": f"Bearer {API_TOKEN}"}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
+        text = response.read().decode()
+    samples = (line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
+    return {name: float(value) for name, value in samples}
+
+
+def test_metrics_add_up_over_worker_processes(server: str, tmp_path: Path) -> None:
+    """Every scrape reports the calls of both gunicorn workers, whichever one answers."""
+    started = 0
+    with ThreadPoolExecutor(8) as pool:
+        # Until both workers have timed a webhook (each then has a histogram file).
+        while len(list((tmp_path / "metrics").glob("histogram_*.db"))) < 2:
+            # The accept() race usually splits within 100 calls; once it took 192.
+            assert started < 1600, "one worker served every call"
+            batch = range(started, started + 16)
+            params = [{"CallSid": f"CA{9000 + i:032x}", "From": "+4930901820"} for i in batch]
+            list(pool.map(lambda p: post(server, "/voice", p), params))
+            started += 16
+    for _ in range(6):
+        samples = scrape(server)
+        timed = [v for k, v in samples.items() if k.startswith(WEBHOOK_COUNT)]
+        assert sum(timed) == started
+        assert samples["ivr_redis_up"] == 1.0  # the live gauges are still there, once

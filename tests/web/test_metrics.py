@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
@@ -10,6 +11,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from ivr import create_app
 from ivr.config import Settings
+from ivr.exceptions import ConfigError
+from ivr.metrics import multiprocess_dir
 from ivr.services import Services, build
 from tests.conftest import ACCOUNTS, API_TOKEN, SINGLE_OWNER, make_settings, seed
 from tests.redis_server import free_port
@@ -121,3 +124,14 @@ def test_each_app_has_its_own_registry(
         assert scrape(other)[key] == 0
     finally:
         other_services.close()
+
+
+@pytest.mark.parametrize("kind", ["missing", "file"])
+def test_bad_multiprocess_dir_is_a_clear_error(tmp_path: Path, kind: str) -> None:
+    """PROMETHEUS_MULTIPROC_DIR that is no writable directory fails start-up by name."""
+    target = tmp_path / "metrics"
+    if kind == "file":
+        target.write_text("")
+    with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR=.* not a writable dir"):
+        multiprocess_dir({"PROMETHEUS_MULTIPROC_DIR": str(target)})
+    assert multiprocess_dir({}) is None
