@@ -39,6 +39,7 @@ from ivr import config, create_app
 from ivr.config import Settings
 from ivr.embedded_redis import running_redis
 from ivr.exceptions import ConfigError, DependencyError
+from ivr.metrics import MULTIPROC_ENV
 from ivr.store.hashing import PinHasher
 
 PRODUCT_APP = "ivr:create_app()"
@@ -144,7 +145,7 @@ def _servers(work: Path, logs: Path, redis_url: str) -> Iterator[dict[str, Gunic
         "floor": ("bench.floor_app:create_app()", "/", _floor_env(work, redis_url)),
     }
     for store in (Store.SMALL, Store.LARGE):
-        apps[store.value] = (PRODUCT_APP, "/readyz", product_env(_config_path(work, store)))
+        apps[store.value] = (PRODUCT_APP, "/readyz", _served_env(work, store))
     servers = {
         name: Gunicorn(name, app, ready, logs / f"gunicorn-{name}.log", env=env)
         for name, (app, ready, env) in apps.items()
@@ -159,6 +160,14 @@ def _servers(work: Path, logs: Path, redis_url: str) -> Iterator[dict[str, Gunic
     finally:
         for server in servers.values():
             server.stop()
+
+
+def _served_env(work: Path, store: Store) -> dict[str, str]:
+    """The product's environment under gunicorn, as documented for production: metrics
+    shared by the workers through a multiprocess directory of its own."""
+    metrics = work / f"metrics-{store.value}"
+    metrics.mkdir()
+    return {**product_env(_config_path(work, store)), MULTIPROC_ENV: str(metrics)}
 
 
 def _floor_env(work: Path, redis_url: str) -> dict[str, str]:

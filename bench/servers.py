@@ -54,7 +54,8 @@ workflow_sid = "{WORKFLOW_SID}"
 
 def product_env(config_file: Path) -> dict[str, str]:
     """The environment the product runs in: this one without stray IVR_/TWILIO_ keys."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IVR_", "TWILIO_"))}
+    stray = ("IVR_", "TWILIO_", "PROMETHEUS_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(stray)}
     env.update(
         {"IVR_CONFIG": str(config_file), "TWILIO_AUTH_TOKEN": AUTH_TOKEN, "IVR_PIN_PEPPER": PEPPER}
     )
