@@ -21,7 +21,6 @@ from ivr.flow.state import CallState
 from ivr.jobs import TERMINAL_STATUSES
 from ivr.observers import PinAttempt
 from ivr.store.batch import Batch
-from ivr.store.calls import CallStore
 from ivr.store.events import EventStore
 
 
@@ -51,10 +50,9 @@ def started_epoch(state: CallState, fallback: float) -> float:
 
 @dataclass(frozen=True)
 class BoardObserver:
-    """Publishes each call change to the board stream (a cheap GET plus one script)."""
+    """Publishes each call change to the board stream (one script per change)."""
 
     events: EventStore
-    calls: CallStore
     clock: Callable[[], float] = time.time
 
     def call_changed(
@@ -78,7 +76,7 @@ class BoardObserver:
         self.events.publish(state.call_sid, payload, started, bool(payload["ended"]), now)
 
 
-def board_observer(settings: Settings, client: redis.Redis, calls: CallStore) -> BoardObserver:
-    """The board observer on ``client`` (keys and TTL from ``settings``) over ``calls``."""
+def board_observer(settings: Settings, client: redis.Redis) -> BoardObserver:
+    """The board observer on ``client`` (keys and TTL from ``settings``)."""
     prefix, ttl = settings.redis.key_prefix, settings.redis.call_ttl_s
-    return BoardObserver(EventStore(client, ttl, prefix), calls)
+    return BoardObserver(EventStore(client, ttl, prefix))

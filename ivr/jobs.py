@@ -156,9 +156,6 @@ class JobEnqueuer:
     hasher: PinHasher
     clock: Callable[[], datetime] = field(default=_clock)
 
-    def _subject(self, customer_number: str) -> str:
-        return self.hasher.subject("account", customer_number)
-
     def call_changed(
         self, state: CallState, previous: CallState | None, status: str | None
     ) -> None:
@@ -189,7 +186,7 @@ class JobEnqueuer:
         # as long as the lock) also absorbs any second report for the same lock.
         lock_id = uuid.uuid4().hex
         # Keyed like the lockout keys: a plain hash of a short customer number is reversible.
-        account = self._subject(customer_number)
+        account = self.hasher.subject("account", customer_number)
         marker = f"{self.settings.redis.key_prefix}:jobs:lock-notified:{account}"
         ttl = self.settings.lockout.account_lock_s
         if not self.queues.client.set(marker, lock_id, nx=True, ex=ttl):

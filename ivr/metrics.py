@@ -59,7 +59,8 @@ class Metrics:
     """The app's own metrics and the registry they are collected from."""
 
     def __init__(self) -> None:
-        multiprocess_dir()  # a bad directory is a clear start-up error
+        # Where every worker's values meet (None: per process); a bad one fails start-up.
+        self.multiprocess_dir = multiprocess_dir()
         self.registry = CollectorRegistry()
         self.verifications = Counter(
             "ivr_pin_verifications", "PIN submissions by outcome.", ["outcome"],

@@ -34,10 +34,7 @@ def stop_with_parent(parent_pid: int) -> bool:
     The check after the request closes the race where the parent died first: then no
     signal will ever come, and the caller should stop at once.
     """
-    prctl = _prctl()
-    if prctl is not None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    return os.getppid() == parent_pid
+    return _arm(_prctl(), parent_pid)
 
 
 def preexec_stop_with_parent() -> Callable[[], None]:
@@ -50,9 +47,13 @@ def preexec_stop_with_parent() -> Callable[[], None]:
     prctl, parent = _prctl(), os.getpid()
 
     def arm() -> None:
-        if prctl is not None:
-            prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:
+        if not _arm(prctl, parent):
             os._exit(1)
 
     return arm
+
+
+def _arm(prctl: Callable[[int, int], int] | None, parent_pid: int) -> bool:
+    if prctl is not None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    return os.getppid() == parent_pid

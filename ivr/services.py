@@ -70,7 +70,7 @@ def build(settings: Settings) -> Services:
     store = CallStore(client, settings.redis.call_ttl_s, prefix)
     verifier = Verifier(lockout=lockout, pins=pins, hasher=hasher)
     metrics = Metrics()
-    observers = Observers(tuple(make_observers(settings, client, store, hasher, metrics)))
+    observers = Observers(tuple(make_observers(settings, client, hasher, metrics)))
     # Counting a PIN while loading its state names keys in Lua: a single Redis only.
     pin_steps = PinStepLoader(client, store, lockout) if lockout.single_node else None
     service = CallService(
@@ -81,12 +81,12 @@ def build(settings: Settings) -> Services:
 
 
 def make_observers(
-    settings: Settings, client: redis.Redis, calls: CallStore, hasher: PinHasher, metrics: Metrics
+    settings: Settings, client: redis.Redis, hasher: PinHasher, metrics: Metrics
 ) -> list[CallObserver]:
     """Everything that hears about calls: board events, audit, background jobs, metrics."""
     members: list[CallObserver] = []
     if settings.console.agents:  # nobody reads the board while the console is off
-        members.append(board_observer(settings, client, calls))
+        members.append(board_observer(settings, client))
     members.append(AuditObserver(AuditJournal(client, settings.redis.key_prefix)))
     members.append(JobEnqueuer(settings, JobQueues(client), hasher=hasher))
     members.append(MetricsObserver(metrics))

@@ -87,7 +87,7 @@ class Renderer:
 
     def _enqueue_template(self) -> str:
         response = VoiceResponse()
-        response.enqueue(None, workflow_sid=self._routing.workflow_sid).task(_TASK_MARK)
+        _enqueue(response, self._routing, _TASK_MARK)
         return self._unframe(str(response))
 
     def _render_fragment(self, action: Action) -> str:
@@ -145,10 +145,13 @@ def _gather(response: VoiceResponse, gather: Gather, url: str) -> None:
     response.redirect(url, method="POST")
 
 
+def _enqueue(response: VoiceResponse, routing: RoutingSettings, task: str) -> None:
+    response.enqueue(None, workflow_sid=routing.workflow_sid).task(task)
+
+
 def _route(response: VoiceResponse, pop: ScreenPop, routing: RoutingSettings) -> None:
     if routing.mode == "enqueue":
-        enqueue = response.enqueue(None, workflow_sid=routing.workflow_sid)
-        enqueue.task(task_json(pop))
+        _enqueue(response, routing, task_json(pop))
         return
     dial = response.dial(answer_on_bridge=True, timeout=DIAL_TIMEOUT_S)
     if routing.mode == "client":

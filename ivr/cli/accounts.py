@@ -103,20 +103,20 @@ def _read_rows(settings: Settings, file: Path) -> list[ImportRow]:
         fail(f"cannot read {file}: {exc.strerror or exc}")
 
 
-def _open_store(settings: Settings) -> PinStore:
-    hasher = PinHasher.from_settings(settings.pin_store)
+def _open_store(settings: Settings, hasher: PinHasher | None = None) -> PinStore:
+    hasher = hasher or PinHasher.from_settings(settings.pin_store)
     return PinStore.from_url(settings.pin_store.url, hasher, settings.pin_store.timeout_s)
 
 
 def _unlock(settings: Settings, customer_number: str) -> bool:
     """Audit, then clear the account's lockout counters (:mod:`ivr.unlock`)."""
-    store = _open_store(settings)
+    hasher = PinHasher.from_settings(settings.pin_store)
+    store = _open_store(settings, hasher)
     try:
         audit = AuditStore.on(store.engine)
         client = connect(settings.redis)  # lazy: Redis is first used after the audit row
         try:
             lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)
-            hasher = PinHasher.from_settings(settings.pin_store)
             return unlock.unlock_account(
                 customer_number,
                 actor=_operator(),

@@ -37,11 +37,9 @@ def load_config(path: str | Path | None, status: int = 2) -> Settings:
 
 
 @contextmanager
-def one_line_errors(
-    expected: tuple[type[Exception], ...] = EXPECTED_ERRORS, status: int = 1
-) -> Iterator[None]:
-    """Report an ``expected`` failure inside the block with :func:`fail`."""
+def one_line_errors() -> Iterator[None]:
+    """Report an expected failure inside the block with :func:`fail` (exit status 1)."""
     try:
         yield
-    except expected as exc:
-        fail(str(exc) or type(exc).__name__, status)
+    except EXPECTED_ERRORS as exc:
+        fail(str(exc) or type(exc).__name__)

@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from ivr.metrics import LiveCollector, Metrics, multiprocess_dir
+from ivr.metrics import LiveCollector, Metrics
 from ivr.services import Services
 from ivr.store.audit_journal import AuditJournal
 from ivr.web import api
@@ -30,7 +30,7 @@ def init_app(app: Flask, services: Services) -> None:
     """Serve ``/metrics`` for ``services.metrics`` plus the live Redis gauges."""
     metrics = services.metrics
     registry = CollectorRegistry(auto_describe=False)
-    directory = multiprocess_dir()
+    directory = metrics.multiprocess_dir
     if directory is None:
         registry.register(metrics)
     else:  # every worker's files, this one's included; never one process's share

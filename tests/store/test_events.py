@@ -173,7 +173,7 @@ def test_observer_publishes_changes_and_status(redis_client: redis.Redis) -> Non
     """Saved changes publish the call; a final status takes it off the board."""
     calls = CallStore(redis_client, TTL)
     store = EventStore(redis_client, TTL)
-    observer = BoardObserver(store, calls, clock=lambda: 1_893_492_010.0)  # 10 s in
+    observer = BoardObserver(store, clock=lambda: 1_893_492_010.0)  # 10 s in
     assert calls.create(STATE)
     observer.call_changed(STATE, None, None)
     observer.call_status(STATE.call_sid, "in-progress", STATE)
