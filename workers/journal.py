@@ -65,10 +65,10 @@ def drain_once(
 
 def drain_all(ctx: JobContext, consumer: str) -> int:
     """Drain until the journal has nothing more for ``consumer``; returns how many."""
-    total = 0
-    while count := drain_once(ctx, consumer):
+    total, journal = 0, journal_of(ctx)
+    while count := drain_once(ctx, consumer, journal=journal):
         total += count
-    journal_of(ctx).leave(consumer)
+    journal.leave(consumer)
     if total:
         log.info("audit journal: %d attempts written", total)
     return total
@@ -80,13 +80,14 @@ class JournalDrain(threading.Thread):
     def __init__(self, ctx: JobContext, consumer: str | None = None) -> None:
         super().__init__(name="audit-journal", daemon=True)
         self.ctx = ctx
+        self.journal = journal_of(ctx)
         self.consumer = consumer or consumer_name()
         self._stopping = threading.Event()
 
     def run(self) -> None:
         while not self._stopping.is_set():
             try:
-                drain_once(self.ctx, self.consumer, BLOCK_MS)
+                drain_once(self.ctx, self.consumer, BLOCK_MS, journal=self.journal)
             except DependencyError as exc:
                 # The message names the store and the error type, never a value.
                 log.warning("audit journal not drained: %s; retrying", exc)
@@ -102,7 +103,7 @@ class JournalDrain(threading.Thread):
             self.join(timeout_s)
         if not self.is_alive():
             try:
-                journal_of(self.ctx).leave(self.consumer)
+                self.journal.leave(self.consumer)
             except DependencyError as exc:
                 log.warning("audit journal: could not leave the group: %s", exc)
 

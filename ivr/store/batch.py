@@ -66,15 +66,15 @@ class Batch:
         command = ("EVALSHA", script.sha, len(keys), *keys, *args)
         self._commands.append(Command(command, script, essential, what))
 
-    def send(self, client: redis.Redis) -> list[Any]:
+    def send(self, client: redis.Redis, operation: str = "batched write") -> list[Any]:
         """Send every command in one round trip; the results, in order.
 
-        A failed non-essential command's result is None. DependencyError when Redis
-        cannot be reached or an essential command failed.
+        A failed non-essential command's result is None. DependencyError (naming
+        ``operation``) when Redis cannot be reached or an essential command failed.
         """
         if not self._commands:
             return []
-        with dependency_errors("batched write"):
+        with dependency_errors(operation):
             results = round_trip(client, [command.args for command in self._commands])
             return [_settle(c, r) for c, r in zip(self._commands, results, strict=True)]
 

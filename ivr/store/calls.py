@@ -94,7 +94,7 @@ class CallStore:
         args = (_encode(state, sidecar), expected_seq, self._ttl_s)
         keys = [self.key(state.call_sid), self._status_key(state.call_sid)]
         pending.script(self._save, keys, args, what="call state save")
-        written, status = pending.send(self._client)[-1]
+        written, status = pending.send(self._client, "call state save")[-1]
         return Saved(bool(written), _status_text(status))
 
     def expire(self, call_sid: str, ttl_s: int) -> None:

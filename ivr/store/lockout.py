@@ -106,6 +106,15 @@ class Lockout:
         )
         self._attempt = client.register_script(combined_attempt_script())
         self._success = client.register_script(combined_success_script())
+        # Fixed for the settings' lifetime, sent with every PIN attempt: built once.
+        self._key_templates = (
+            *self._caller_keys(SUBJECT_MARK), *self._account_keys(SUBJECT_MARK),
+        )  # fmt: skip
+        self._attempt_args = (
+            settings.caller_max_failures, settings.caller_window_s, settings.caller_lock_s,
+            GLOBAL_BUCKET_TTL_S,
+            settings.account_max_failures, settings.account_window_s, settings.account_lock_s,
+        )  # fmt: skip
 
     def begin(self, account_key: str, caller_key: str | None) -> Attempt:
         """Count a PIN submission as a failure and say whether it may be compared."""
@@ -114,36 +123,33 @@ class Lockout:
         account = self._account_keys(account_key)
         if self._single_node:
             return self._begin_at_once(caller, account)
-        with dependency_errors("lockout check"):
-            # Round trip 1: the caller limit comes first so a blocked number cannot touch
-            # (and lock out) accounts; the global count rides along in the same pipeline.
-            caller_blocked, _ = self._run(
-                _Call(
-                    self._caller_attempt,
-                    caller,
-                    (s.caller_max_failures, s.caller_window_s, s.caller_lock_s),
-                ),
-                self._global_call(+1),
+        # Round trip 1: the caller limit comes first so a blocked number cannot touch
+        # (and lock out) accounts; the global count rides along in the same pipeline.
+        caller_blocked, _ = self._run(
+            _Call(
+                self._caller_attempt,
+                caller,
+                (s.caller_max_failures, s.caller_window_s, s.caller_lock_s),
+            ),
+            self._global_call(+1),
+        )
+        if caller_blocked:
+            return attempt_of(caller_blocked, 0, 0)
+        # Round trip 2, only for a number that may go on: the account's own limit.
+        ((allowed, locked_now),) = self._run(
+            _Call(
+                self._account_attempt,
+                account,
+                (s.account_max_failures, s.account_window_s, s.account_lock_s),
             )
-            if caller_blocked:
-                return Attempt(AttemptStatus.CALLER_LOCKED, locked_now=False)
-            # Round trip 2, only for a number that may go on: the account's own limit.
-            ((allowed, locked_now),) = self._run(
-                _Call(
-                    self._account_attempt,
-                    account,
-                    (s.account_max_failures, s.account_window_s, s.account_lock_s),
-                )
-            )
-        status = AttemptStatus.ALLOWED if allowed else AttemptStatus.ACCOUNT_LOCKED
-        return Attempt(status, locked_now=bool(locked_now))
+        )
+        return attempt_of(0, allowed, locked_now)
 
     def _begin_at_once(self, caller: tuple[str, str], account: tuple[str, str]) -> Attempt:
         keys = (*caller, *self.global_keys(), *account)
-        with dependency_errors("lockout check"):
-            ((caller_blocked, allowed, locked_now),) = self._run(
-                _Call(self._attempt, keys, self.attempt_args())
-            )
+        ((caller_blocked, allowed, locked_now),) = self._run(
+            _Call(self._attempt, keys, self._attempt_args)
+        )
         return attempt_of(caller_blocked, allowed, locked_now)
 
     @property
@@ -157,15 +163,11 @@ class Lockout:
         For a script that learns the subjects itself (:mod:`ivr.store.pin_step`): the
         key layout stays written once, here.
         """
-        return (*self._caller_keys(SUBJECT_MARK), *self._account_keys(SUBJECT_MARK))
+        return self._key_templates
 
     def attempt_args(self) -> tuple[int, ...]:
         """ARGV of the combined attempt: caller limits, global TTL, account limits."""
-        s = self._settings
-        return (
-            s.caller_max_failures, s.caller_window_s, s.caller_lock_s, GLOBAL_BUCKET_TTL_S,
-            s.account_max_failures, s.account_window_s, s.account_lock_s,
-        )  # fmt: skip
+        return self._attempt_args
 
     def succeeded(
         self, account_key: str, caller_key: str | None, batch: Batch | None = None
@@ -179,7 +181,7 @@ class Lockout:
         caller = self._caller_keys(caller_key)
         pending = batch if batch is not None else Batch()
         if self._single_node:
-            keys = (*account, *caller, *self._global_keys(time.time()))
+            keys = (*account, *caller, *self.global_keys())
             args = (self._settings.caller_max_failures,)
             pending.script(self._success, keys, args, what="lockout reset")
         else:
@@ -191,13 +193,12 @@ class Lockout:
             call = self._global_call(-1)
             pending.script(call.script, call.keys, call.args, what="lockout reset")
         if batch is None:
-            pending.send(self._client)
+            pending.send(self._client, "lockout reset")
 
     def unlock_account(self, account_key: str) -> bool:
         """Lift an account's lock and forget its failures; True if there was any."""
         call = _Call(self._account_reset, self._account_keys(account_key), ())
-        with dependency_errors("account unlock"):
-            (removed,) = self._run(call)
+        (removed,) = self._run(call, operation="account unlock")
         return int(removed) > 0
 
     def account_lock_ttl(self, account_key: str) -> int:
@@ -215,7 +216,7 @@ class Lockout:
         the minute turns is not under-reported.
         """
         now = time.time()
-        current, previous = self._global_keys(now)
+        current, previous = self.global_keys(now)
         with dependency_errors("failure count"):
             counts = self._client.mget([current, previous])
         this_minute, last_minute = (int(c) if c is not None else 0 for c in counts)
@@ -241,25 +242,22 @@ class Lockout:
 
     def global_keys(self, now: float | None = None) -> tuple[str, str]:
         """This minute's and the previous minute's bucket of the global failure count."""
-        return self._global_keys(time.time() if now is None else now)
-
-    def _global_keys(self, now: float) -> tuple[str, str]:
-        minute = int(now // 60)
+        minute = int((time.time() if now is None else now) // 60)
         base = f"{self._prefix}:failures:{{global}}"
         return f"{base}:{minute}", f"{base}:{minute - 1}"
 
     def _global_call(self, delta: int) -> _Call:
-        keys = self._global_keys(time.time())
+        keys = self.global_keys()
         return _Call(self._global_count, keys, (delta, GLOBAL_BUCKET_TTL_S))
 
     # --- execution --------------------------------------------------------------------
 
-    def _run(self, *calls: _Call) -> list[Any]:
+    def _run(self, *calls: _Call, operation: str = "lockout check") -> list[Any]:
         """Run scripts in one round trip, each by EVALSHA (see :class:`Batch`)."""
         batch = Batch()
         for call in calls:
             batch.script(call.script, call.keys, call.args, what="lockout script")
-        return batch.send(self._client)
+        return batch.send(self._client, operation)
 
 
 def attempt_of(caller_blocked: int, allowed: int, locked_now: int) -> Attempt:

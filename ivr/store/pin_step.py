@@ -117,7 +117,7 @@ class PinStepLoader:
             call_sid, node, seq, *self._lockout.key_templates(), *self._lockout.attempt_args()
         )  # fmt: skip
         batch.script(self._script, keys, args, what="PIN step load")
-        (reply,) = batch.send(self._client)
+        (reply,) = batch.send(self._client, "PIN step load")
         state = self._calls.decode(call_sid, reply[0] or None)
         if not reply[1]:
             return state, None
