@@ -33,6 +33,10 @@ import redis
 from flask import Flask, Response, request
 
 from bench.webhooks import PUBLIC_BASE
+from ivr.config import PinStoreSettings
+from ivr.store.hashing import PinHasher
+
+KEY_ID = PinStoreSettings().pepper_id  # the key id the benchmark's stores are filled under
 
 _LOAD_AND_COUNT = """
 local call = redis.call('GET', KEYS[1])
@@ -41,7 +45,7 @@ if n == 1 then redis.call('EXPIRE', KEYS[2], ARGV[1]) end
 return {call, n}
 """
 _ACCOUNT = (
-    "SELECT a.customer_number, a.pin_hash FROM account_phones p "
+    "SELECT a.customer_number, a.pin_key_id, a.pin_hash FROM account_phones p "
     "JOIN accounts a ON a.id = p.account_id WHERE p.phone = ?"
 )
 _TTL_S = 3600
@@ -63,15 +67,16 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
     client = redis.Redis.from_url(env["FLOOR_REDIS_URL"])
     script = client.register_script(_LOAD_AND_COUNT)
     token = env["TWILIO_AUTH_TOKEN"].encode()
-    pepper = env["IVR_PIN_PEPPER"].encode()
+    # The product's digest, one HMAC (a digest format change cannot silently fail here).
+    hasher = PinHasher({KEY_ID: env["IVR_PIN_PEPPER"].encode()}, KEY_ID)
     database = env["FLOOR_PIN_DB"]
     local = threading.local()
 
-    def account(phone: str) -> tuple[str, str] | None:
+    def account(phone: str) -> tuple[str, str, str] | None:
         if not hasattr(local, "db"):
             local.db = sqlite3.connect(f"file:{database}?mode=ro", uri=True)
         row = local.db.execute(_ACCOUNT, (phone,)).fetchone()
-        return None if row is None else (row[0], row[1])
+        return None if row is None else (row[0], row[1], row[2])
 
     @app.get("/")
     def ready() -> str:
@@ -92,9 +97,8 @@ def create_app(env: Mapping[str, str] | None = None) -> Flask:
         found = account(phone)
         right = False
         if found is not None:
-            msg = found[0].encode() + b"\x00" + form.get("Digits", "").encode()
-            digest = hmac.new(pepper, msg, hashlib.sha256).hexdigest()
-            right = hmac.compare_digest(digest.encode(), found[1].encode())
+            number, key_id, digest = found
+            right = hasher.matches(number, form.get("Digits", ""), key_id, digest)
         # The save and the audit entry (never the digits) share the second round trip.
         outcome = "verified" if right else "wrong"
         at = datetime.now(UTC).isoformat()

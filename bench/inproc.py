@@ -27,7 +27,7 @@ from bench.baseline_app import create_app as baseline_app
 from bench.floor_app import create_app as floor_app
 from bench.peer_app import create_app as peer_app
 from bench.plan import Kind, Store
-from bench.servers import AUTH_TOKEN, REPO, product_config, product_env
+from bench.servers import AUTH_TOKEN, REPO, floor_env, product_config, product_env
 from bench.webhooks import PUBLIC_BASE
 from bench.workload import Workload
 from ivr import config, create_app
@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         workload = Workload.for_settings(settings, client, AUTH_TOKEN, accounts)
         apps: dict[Kind, WsgiApp] = {
             Kind.BASELINE: baseline_app(), Kind.PEER: peer_app(),
-            Kind.FLOOR: floor_app(_floor_env(server.url, work / "pins.sqlite3", path)),
+            Kind.FLOOR: floor_app(floor_env(path, server.url, work / "pins.sqlite3")),
             Kind.MENU: product, Kind.PIN: product, Kind.MIX: product,
         }  # fmt: skip
         if args.profile:
@@ -118,12 +118,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             best = min(times[1:])
             print(f"{kind.value:10} {best * 1e6:8.1f} us/request  peer/this {peer / best:5.2f}")
     return 0
-
-
-def _floor_env(redis_url: str, db: Path, config_file: Path) -> dict[str, str]:
-    env = product_env(config_file)
-    env.update({"FLOOR_REDIS_URL": redis_url, "FLOOR_PIN_DB": str(db)})
-    return env
 
 
 def _profile(kind: Kind, apps: dict[Kind, WsgiApp], workload: Workload, count: int) -> int:

@@ -25,6 +25,9 @@ class Store(str, Enum):
     LARGE = "large"
 
 
+# The product's own steps; every other kind is a reference app.
+PRODUCT_KINDS = frozenset({Kind.MENU, Kind.PIN, Kind.MIX})
+
 # Answers a target may give; anything else makes the run invalid (see bench/wrk/replay.lua).
 EXPECTED: dict[Kind, frozenset[str]] = {
     Kind.BASELINE: frozenset({"gather"}),
@@ -47,8 +50,13 @@ class Target:
 
     @property
     def replayable(self) -> bool:
-        """Baseline, peer and floor refuse no replay, so their few requests may be cycled."""
-        return self.kind in (Kind.BASELINE, Kind.PEER, Kind.FLOOR)
+        """Reference apps refuse no replay, so their few requests may be cycled."""
+        return not self.product
+
+    @property
+    def product(self) -> bool:
+        """A step of the product (not a reference app)."""
+        return self.kind in PRODUCT_KINDS
 
 
 CONNECTIONS = 32  # wrk's keep-alive connections, for every target

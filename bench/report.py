@@ -73,7 +73,7 @@ class Results:
         return sum(row.unexpected for row in self.rows.values())
 
     def product_rows(self) -> list[Row]:
-        return [r for r in self.rows.values() if not r.target.replayable]
+        return [r for r in self.rows.values() if r.target.product]
 
 
 def render(res: Results) -> str:

@@ -29,10 +29,17 @@ from bench.accounts import fill
 from bench.driver import Driver, progress
 from bench.keys import audit
 from bench.load import Load, LoadError, find_wrk, wrk_version
-from bench.plan import GUNICORN_ARGS, Kind, Plan, Store, full_plan, smoke_plan
+from bench.plan import GUNICORN_ARGS, PRODUCT_KINDS, Plan, Store, full_plan, smoke_plan
 from bench.probe import Probe
 from bench.report import Results, Row, render
-from bench.servers import AUTH_TOKEN, REPO, Gunicorn, product_config, product_env
+from bench.servers import (
+    AUTH_TOKEN,
+    REPO,
+    Gunicorn,
+    floor_env,
+    product_config,
+    product_env,
+)  # fmt: skip
 from bench.webhooks import Signer
 from bench.workload import Workload
 from ivr import config, create_app
@@ -142,7 +149,7 @@ def _servers(work: Path, logs: Path, redis_url: str) -> Iterator[dict[str, Gunic
     apps = {
         "baseline": ("bench.baseline_app:create_app()", "/", dict(os.environ)),
         "peer": ("bench.peer_app:create_app()", "/ivr/welcome", dict(os.environ)),
-        "floor": ("bench.floor_app:create_app()", "/", _floor_env(work, redis_url)),
+        "floor": ("bench.floor_app:create_app()", "/", _small_floor_env(work, redis_url)),
     }
     for store in (Store.SMALL, Store.LARGE):
         apps[store.value] = (PRODUCT_APP, "/readyz", _served_env(work, store))
@@ -170,11 +177,9 @@ def _served_env(work: Path, store: Store) -> dict[str, str]:
     return {**product_env(_config_path(work, store)), MULTIPROC_ENV: str(metrics)}
 
 
-def _floor_env(work: Path, redis_url: str) -> dict[str, str]:
+def _small_floor_env(work: Path, redis_url: str) -> dict[str, str]:
     """The floor reads the small store's accounts and signs like the product's server."""
-    env = product_env(_config_path(work, Store.SMALL))
-    env.update({"FLOOR_REDIS_URL": redis_url, "FLOOR_PIN_DB": str(_db_path(work, Store.SMALL))})
-    return env
+    return floor_env(_config_path(work, Store.SMALL), redis_url, _db_path(work, Store.SMALL))
 
 
 def _db_path(work: Path, store: Store) -> Path:
@@ -183,7 +188,7 @@ def _db_path(work: Path, store: Store) -> Path:
 
 def _target_urls(servers: dict[str, Gunicorn]) -> dict[str, str]:
     urls = {name: servers[name].url for name in ("baseline", "peer", "floor")}
-    for kind in (Kind.MENU, Kind.PIN, Kind.MIX):
+    for kind in sorted(PRODUCT_KINDS):
         urls[kind.value] = servers[Store.SMALL.value].url
         urls[f"{kind.value}_large"] = servers[Store.LARGE.value].url
     return urls

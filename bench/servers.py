@@ -52,8 +52,14 @@ workflow_sid = "{WORKFLOW_SID}"
     return path
 
 
+def floor_env(config_file: Path, redis_url: str, db: Path) -> dict[str, str]:
+    """The floor's environment: the product's secrets, the Redis and the PIN store ``db``."""
+    return {**product_env(config_file), "FLOOR_REDIS_URL": redis_url, "FLOOR_PIN_DB": str(db)}
+
+
 def product_env(config_file: Path) -> dict[str, str]:
-    """The environment the product runs in: this one without stray IVR_/TWILIO_ keys."""
+    """The environment the product runs in: this one without stray IVR_, TWILIO_ or
+    PROMETHEUS_ keys."""
     stray = ("IVR_", "TWILIO_", "PROMETHEUS_")
     env = {k: v for k, v in os.environ.items() if not k.startswith(stray)}
     env.update(

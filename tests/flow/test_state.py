@@ -29,12 +29,6 @@ def test_evolve_equals_replace(changes: dict[str, object]) -> None:
     assert STATE.node == "menu" and STATE.seq == 3
 
 
-def test_evolve_keeps_the_copy_frozen() -> None:
-    """The copy is as immutable as any CallState."""
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        STATE.evolve(seq=9).seq = 10  # type: ignore[misc]
-
-
 def test_evolve_rejects_unknown_fields() -> None:
     """A misspelt field is a TypeError naming it, not a silent new attribute."""
     with pytest.raises(TypeError, match="atempts"):

@@ -125,7 +125,7 @@ def test_failed_essential_command_raises(client: redis.Redis) -> None:
     assert "secret-value" not in str(raised.value)
 
 
-def test_unreachable_redis_is_a_dependency_error(redis_url: str) -> None:
+def test_unreachable_redis_is_a_dependency_error() -> None:
     """No Redis at all: DependencyError, quickly (the caller is then handed over)."""
     client = connect(RedisSettings(url="redis://127.0.0.1:1/0"))
     batch = Batch()

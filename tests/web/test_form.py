@@ -108,7 +108,7 @@ def test_charset_parameter_is_accepted(bare: Flask) -> None:
     assert ours(bare, body, URLENCODED + "; charset=utf-8") == [("Digits", ["1+"])]
 
 
-def test_first_value_and_all_values(bare: Flask) -> None:
+def test_first_value_and_all_values() -> None:
     """get() returns the first value like MultiDict.get; getall() every value in order."""
     params = form.parse(b"a=1&a=2&b=")
     assert params.get("a") == "1"

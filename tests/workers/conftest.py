@@ -13,6 +13,8 @@ from rq.serializers import JSONSerializer
 
 from ivr.config import Settings
 from ivr.jobs import QUEUES
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.batch import Batch
 from tests.workers.servers import LocalServer, Reply, local_server, message_json, twilio_factory
 from workers.main import run
 
@@ -77,3 +79,12 @@ def release_retries(client: redis.Redis) -> int:
             registry.requeue(jid)
             released += 1
     return released
+
+
+def add_attempt(
+    journal: AuditJournal, client: redis.Redis, call_sid: str, outcome: str = "wrong"
+) -> None:
+    """Journal one attempt (wrong by default) the way a PIN webhook does (in a batch)."""
+    batch = Batch()
+    journal.add(batch, call_sid, "200001", None, outcome, "2026-11-01T10:00:00Z")
+    batch.send(client)

@@ -16,12 +16,11 @@ from ivr.jobs import QUEUE_AUDIT
 from ivr.services import Services
 from ivr.store.audit import AuditStore
 from ivr.store.audit_journal import JOURNAL_TTL_S, AuditJournal
-from ivr.store.batch import Batch
 from ivr.store.pins import create_engine
 from tests.conftest import ACCOUNTS, SINGLE_OWNER, UNKNOWN_NUMBER
 from tests.redis_server import free_port
 from tests.twilio_phone import Call
-from tests.workers.conftest import Drain, queue
+from tests.workers.conftest import Drain, add_attempt, queue
 from workers import audit as audit_jobs
 from workers.jobs import JobContext, build_context
 from workers.journal import JournalDrain, drain_all, drain_once
@@ -49,13 +48,6 @@ def journal(settings: Settings, services: Services) -> AuditJournal:
 
 def journal_prefix(context: JobContext) -> str:
     return context.settings.redis.key_prefix
-
-
-def add_attempt(journal: AuditJournal, client: redis.Redis, call_sid: str) -> None:
-    """Journal one wrong attempt the way a PIN webhook does (in a batch)."""
-    batch = Batch()
-    journal.add(batch, call_sid, "200001", None, "wrong", "2026-11-01T10:00:00Z")
-    batch.send(client)
 
 
 @pytest.fixture
