@@ -1,0 +1,1 @@
+"""Real multi-process topologies (Redis Cluster, Sentinel, PostgreSQL, gunicorn) for fleet tests."""
