@@ -98,9 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = config.load(path, env=product_env(path))
         fill(db, 1000, PinHasher.from_settings(settings.pin_store))
         product = create_app(settings)
-        client = product.extensions["ivr"].redis
         accounts = {Store.SMALL: 1000, Store.LARGE: 1000}
-        workload = Workload.for_settings(settings, client, AUTH_TOKEN, accounts)
+        workload = Workload.for_settings(settings, AUTH_TOKEN, accounts)
         apps: dict[Kind, WsgiApp] = {
             Kind.BASELINE: baseline_app(), Kind.PEER: peer_app(),
             Kind.FLOOR: floor_app(floor_env(path, server.url, work / "pins.sqlite3")),

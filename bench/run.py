@@ -92,12 +92,13 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
         work = Path(tmp)
         settings = _stores(plan, work, server.url, meta)
         client = redis.Redis.from_url(server.url)
-        workload = _workload(plan, settings[Store.SMALL], client)
+        workload = _workload(plan, settings[Store.SMALL])
         with _servers(work, results_dir, server.url) as servers:
             driver = Driver(plan, load, workload, _target_urls(servers), work)
             if args.profile:
                 return _profile(plan, driver, args.profile_target, servers, results_dir)
             measured = driver.rounds()
+        workload.close()
         res = Results(meta, {t.name: Row(t, measured[t.name]) for t in plan.targets()})
         # A Redis of its own: the loaded one may still be resizing its big key table,
         # which moves used_memory by megabytes while the probe reads it.
@@ -134,9 +135,9 @@ def _stores(
     return settings
 
 
-def _workload(plan: Plan, settings: Settings, client: redis.Redis) -> Workload:
+def _workload(plan: Plan, settings: Settings) -> Workload:
     accounts = {Store.SMALL: plan.small_accounts, Store.LARGE: plan.large_accounts}
-    return Workload.for_settings(settings, client, AUTH_TOKEN, accounts)
+    return Workload.for_settings(settings, AUTH_TOKEN, accounts)
 
 
 def _config_path(work: Path, store: Store) -> Path:
@@ -201,12 +202,13 @@ def _probe(plan: Plan, res: Results, config_file: Path, url: str, client: redis.
     )
     app = create_app(settings)
     try:
-        workload = _workload(plan, settings, client)
+        workload = _workload(plan, settings)
         probe = Probe(app.test_client(), Signer(AUTH_TOKEN), workload, client)
         progress(f"measuring Redis memory over {plan.memory_calls:,} in-flight calls")
         res.memory = probe.memory(plan.memory_calls)
         progress("counting Redis round trips per webhook")
         res.trips = probe.round_trips(plan.trip_samples)
+        workload.close()
     finally:
         app.extensions["ivr"].close()
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-import redis
-
 from bench.accounts import Account, account
 from bench.plan import Kind, Store
 from bench.webhooks import CallSids, Signer, Webhook, status_params, voice_params
@@ -38,9 +36,11 @@ from ivr.flow.state import (
 )
 from ivr.jobs import utc_iso
 from ivr.services import load_default_flow
-from ivr.store.calls import CallStore
-from ivr.store.hashing import PinHasher
-from ivr.store.pin_step import sidecar
+from ivr.store.calls import encode
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
+from ivr.store.redis_client import open_link
+from ivr.store.rounds import command
 from ivr.twiml import step_url
 
 PIPELINE_BATCH = 5_000
@@ -54,28 +54,31 @@ class Workload:
     """Generates signed request lines for each kind of target."""
 
     flow: Flow
-    client: redis.Redis
+    # The product's own connection to its state Redis (any topology).
+    link: Link
     call_ttl_s: int
-    key_prefix: str
+    keys: KeyLayout
     signer: Signer
     accounts: dict[Store, int]
-    # The product's hasher: prepared calls carry the lockout subjects the product stores.
-    hasher: PinHasher
     sids: CallSids = field(default_factory=CallSids)
     rng: random.Random = field(default_factory=lambda: random.Random(5))  # noqa: S311
     _cursor: dict[Store, int] = field(default_factory=dict)
 
     @classmethod
     def for_settings(
-        cls, settings: Settings, client: redis.Redis, auth_token: str, accounts: dict[Store, int]
+        cls, settings: Settings, auth_token: str, accounts: dict[Store, int]
     ) -> Workload:
-        """Requests for the product configured by ``settings``, signed with ``auth_token``."""
+        """Requests for the product configured by ``settings``, signed with ``auth_token``;
+        calls are prepared on its ``[redis] url`` (close with :meth:`close`)."""
         return cls(
-            flow=load_default_flow(settings), client=client,
-            call_ttl_s=settings.redis.call_ttl_s, key_prefix=settings.redis.key_prefix,
+            flow=load_default_flow(settings), link=open_link(settings.redis, socket_timeout_s=30),
+            call_ttl_s=settings.redis.call_ttl_s, keys=KeyLayout(settings.redis.key_prefix),
             signer=Signer(auth_token), accounts=accounts,
-            hasher=PinHasher.from_settings(settings.pin_store),
         )  # fmt: skip
+
+    def close(self) -> None:
+        """Close the connection the calls are prepared on."""
+        self.link.close()
 
     def lines(self, kind: Kind, store: Store, count: int) -> list[str]:
         """About ``count`` signed request lines for ``kind`` (calls prepared in Redis)."""
@@ -194,13 +197,14 @@ class Workload:
 
     def _create(self, states: list[CallState]) -> None:
         for start in range(0, len(states), PIPELINE_BATCH):
-            with self.client.pipeline(transaction=False) as pipe:
-                store = CallStore(pipe, self.call_ttl_s, self.key_prefix)
-                for state in states[start : start + PIPELINE_BATCH]:
-                    # Exactly as the product saves it (subjects with a claimed number).
-                    store.create(state, sidecar(self.hasher, state) or None)
-                created = pipe.execute()
-            if not all(created):
+            # Exactly as CallStore.create stores them, thousands per round.
+            commands = [
+                command("SET", self.keys.call(state.call_sid), encode(state), "NX", "EX",
+                        self.call_ttl_s)
+                for state in states[start : start + PIPELINE_BATCH]
+            ]  # fmt: skip
+            created = self.link.send(commands, "prepare calls")
+            if not all(reply is not None for reply in created):
                 raise RuntimeError("a prepared call already existed in Redis (CallSid reused)")
 
     def _next_account(self, store: Store) -> Account:

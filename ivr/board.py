@@ -14,14 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-import redis
-
 from ivr.config import Settings
+from ivr.exceptions import DependencyError
 from ivr.flow.state import CallState
 from ivr.jobs import TERMINAL_STATUSES
 from ivr.observers import PinAttempt
-from ivr.store.batch import Batch
 from ivr.store.events import EventStore
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
 
 
 def call_payload(state: CallState, call_status: str | None) -> dict[str, object]:
@@ -61,8 +61,11 @@ class BoardObserver:
         """A step was saved: publish the call as it is now (status as the save read it)."""
         self._publish(state, status)
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
-        """Nothing to do: the state change saved right after it carries the outcome."""
+    def pin_attempted(self, attempt: PinAttempt) -> None:
+        """Nothing to do: the saved state change carries the outcome."""
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        """Nothing to show: a call handed over unsaved has no new state."""
 
     def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Twilio reported a status: publish it (a final one takes the call off the board)."""
@@ -76,7 +79,6 @@ class BoardObserver:
         self.events.publish(state.call_sid, payload, started, bool(payload["ended"]), now)
 
 
-def board_observer(settings: Settings, client: redis.Redis) -> BoardObserver:
-    """The board observer on ``client`` (keys and TTL from ``settings``)."""
-    prefix, ttl = settings.redis.key_prefix, settings.redis.call_ttl_s
-    return BoardObserver(EventStore(client, ttl, prefix))
+def board_observer(settings: Settings, link: Link, keys: KeyLayout) -> BoardObserver:
+    """The board observer on the state Redis (TTL from ``settings``)."""
+    return BoardObserver(EventStore(link, keys, settings.redis.call_ttl_s))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from ivr.exceptions import DependencyError
@@ -29,11 +29,11 @@ from ivr.flow.state import (
     VerifyPin,
 )
 from ivr.observers import Observers, PinAttempt
-from ivr.store.batch import Batch
-from ivr.store.calls import CallStore, Sidecar
-from ivr.store.pin_step import Counted, PinStepLoader, sidecar
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.calls import CallStore
 from ivr.store.pins import PinStore
-from ivr.verification import Verifier
+from ivr.store.rounds import Command
+from ivr.verification import PinGate
 
 log = logging.getLogger("ivr.calls")
 # One line per saved step (ivr dev formats it for people); its arguments carry no digits.
@@ -51,6 +51,16 @@ def _iso(moment: datetime) -> str:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+@dataclass
+class Turn:
+    """One webhook's work before its save: the engine's step, the writes that go out with
+    the save, and the PIN attempts to report once it is done."""
+
+    step: Step
+    writes: list[Command] = field(default_factory=list)
+    attempts: list[PinAttempt] = field(default_factory=list)
+
+
 @dataclass(frozen=True)
 class CallService:
     """Everything a voice webhook needs, created once per app and passed explicitly."""
@@ -58,11 +68,10 @@ class CallService:
     flow: Flow
     calls: CallStore
     pins: PinStore
-    verifier: Verifier
+    gate: PinGate
+    journal: AuditJournal
     observers: Observers = Observers()
     clock: Clock = utc_now
-    # Counts a PIN submission in the round trip that loads its state (single Redis only).
-    pin_steps: PinStepLoader | None = None
 
     def start(self, call_sid: str, caller: str | None) -> tuple[Action, ...]:
         """A new call arrived at ``/voice``: greet and open the menu."""
@@ -71,7 +80,7 @@ class CallService:
         now = _iso(self.clock())
         step = engine.advance(self.flow, None, CallStarted(call_sid, caller, now))
         try:
-            if self.calls.create(step.state, self._sidecar(step.state)):
+            if self.calls.create(step.state):
                 self._log(step.state, "start")
                 self.observers.call_changed(step.state, None, None)
                 return step.actions
@@ -90,21 +99,14 @@ class CallService:
         self, call_sid: str, node: str, seq: int, digits: str | None, language: str | None
     ) -> tuple[Action, ...]:
         """The caller answered a Gather (or stayed silent)."""
-        counted: Counted | None = None
         try:
-            if self.pin_steps is not None and engine.submits_pin(self.flow, node, digits):
-                state, counted = self.pin_steps.load(call_sid, node, seq)
-            else:
-                state = self.calls.load(call_sid)
+            state = self.calls.load(call_sid)
         except DependencyError as exc:
             return self._unavailable(call_sid, None, language, exc)
         if state is None:
             log.warning("call=%s step=%s unknown call", call_sid, node)
             return self._unavailable(call_sid, None, language, None)
-        # Writes that can wait (lockout reset, audit entry) go out with the save.
-        batch = Batch()
-        step = self._run(state, Digits(node, seq, digits), batch, counted)
-        return self._finish(state, step, batch)
+        return self._finish(state, self._run(state, Digits(node, seq, digits)))
 
     def fallback(
         self, call_sid: str, caller: str | None, language: str | None
@@ -133,91 +135,84 @@ class CallService:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _run(
-        self, state: CallState, event: Event, batch: Batch, counted: Counted | None = None
-    ) -> Step:
-        """Advance the engine and perform every I/O need until it returns actions only.
-
-        ``counted`` is the PIN submission already counted while the state was loaded; the
-        engine verifies exactly such submissions, so it is used up by the VerifyPin need.
-        """
-        step = engine.advance(self.flow, state, event)
-        actions = list(step.actions)
+    def _run(self, state: CallState, event: Event) -> Turn:
+        """Advance the engine and perform every I/O need until it returns actions only."""
+        turn = Turn(engine.advance(self.flow, state, event))
+        actions = list(turn.step.actions)
+        step = turn.step
         try:
             while step.need is not None:
-                result = self._perform(step.need, step.state, batch, counted)
-                if isinstance(step.need, VerifyPin):
-                    counted = None
+                result = self._perform(step.need, step.state, turn)
                 step = engine.advance(self.flow, step.state, result)
                 actions.extend(step.actions)
-            if counted is not None:  # the script and the engine disagree: a bug, not input
-                log.error("call=%s PIN submission counted but not verified", state.call_sid)
         except DependencyError as exc:
-            log.error("call=%s dependency failed: %s", state.call_sid, exc)
+            self._failed(state.call_sid, exc)
             step = engine.unavailable(
                 self.flow, step.state, call_sid=state.call_sid, caller=state.caller,
                 language=state.language,
             )  # fmt: skip
             actions.extend(step.actions)
-        return Step(step.state, tuple(actions))
+        turn.step = Step(step.state, tuple(actions))
+        return turn
 
-    def _perform(
-        self, need: Need, state: CallState, batch: Batch, counted: Counted | None
-    ) -> Event:
+    def _perform(self, need: Need, state: CallState, turn: Turn) -> Event:
         if isinstance(need, LookupCaller):
             owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
         if isinstance(need, VerifyPin):
-            outcome = self.verifier.verify(need, state.call_sid, batch, counted)
+            verified = self.gate.verify(need.customer_number, need.caller, need.pin)
             now = _iso(self.clock())
             attempt = PinAttempt(
-                state.call_sid, need.customer_number, need.caller, outcome.verdict,
-                outcome.locked_now, now,
+                state.call_sid, need.customer_number, need.caller, verified.verdict,
+                verified.locked_now, now,
             )  # fmt: skip
-            self.observers.pin_attempted(attempt, batch)
-            return PinChecked(outcome.verdict, now, outcome.name)
+            log.log(logging.WARNING if attempt.locked_now else logging.INFO,
+                    "call=%s verify=%s account_locked=%s", state.call_sid,
+                    verified.verdict.value, str(attempt.locked_now).lower())  # fmt: skip
+            # The lockout's settlement and the audit entry go out with the save.
+            turn.writes.extend(verified.settle)
+            turn.writes.extend(self.journal.entry(
+                attempt.call_sid, attempt.customer_number, attempt.caller,
+                attempt.verdict.value, attempt.at,
+            ))  # fmt: skip
+            turn.attempts.append(attempt)
+            return PinChecked(verified.verdict, now, verified.name)
         raise TypeError(f"unknown need {need!r}")  # pragma: no cover
 
-    def _finish(
-        self, loaded: CallState, step: Step, batch: Batch | None = None
-    ) -> tuple[Action, ...]:
-        """Save the new state if nobody else moved this call meanwhile; else hand over.
-
-        ``batch`` goes out with the save, whether the save wins or not: what it holds
-        (a lockout reset, an audit entry) happened either way.
-        """
-        new = step.state
+    def _finish(self, loaded: CallState, turn: Turn | Step) -> tuple[Action, ...]:
+        """Save the new state if nobody else moved this call meanwhile; else hand over."""
+        turn = turn if isinstance(turn, Turn) else Turn(turn)
+        new = turn.step.state
         if new.seq == loaded.seq:
             # Routing emits no Gather, but the version must still move for the CAS.
             new = new.evolve(seq=loaded.seq + 1)
         try:
-            saved = self.calls.save(new, loaded.seq, batch, self._sidecar(new))
+            saved = self.calls.save(new, loaded.seq, turn.writes)
         except DependencyError as exc:
             return self._unavailable(new.call_sid, new.caller, new.language, exc)
+        for attempt in turn.attempts:  # judged and journalled, whether the save won or not
+            self.observers.pin_attempted(attempt)
         if not saved.written:
             log.warning("call=%s concurrent step refused", new.call_sid)
             return self._unavailable(new.call_sid, new.caller, new.language, None)
         self._log(new, loaded.node)
         self.observers.call_changed(new, loaded, saved.status)
-        return step.actions
-
-    def _sidecar(self, state: CallState) -> Sidecar | None:
-        """The lockout subjects stored with ``state``, for the PIN step's one-trip load."""
-        # A routed call takes no more PINs: its save needs no subjects (two HMACs saved).
-        if self.pin_steps is None or state.customer_number is None or state.routed:
-            return None
-        return sidecar(self.verifier.hasher, state)
+        return turn.step.actions
 
     def _unavailable(
-        self, call_sid: str, caller: str | None, language: str | None, exc: Exception | None
+        self, call_sid: str, caller: str | None, language: str | None, exc: DependencyError | None
     ) -> tuple[Action, ...]:
         """Hand over a call whose stored state cannot be used (or saved)."""
         if exc is not None:
-            log.error("call=%s dependency failed: %s", call_sid, exc)
+            self._failed(call_sid, exc)
         step = engine.unavailable(
             self.flow, None, call_sid=call_sid, caller=caller, language=language
         )
         return step.actions
+
+    def _failed(self, call_sid: str, exc: DependencyError) -> None:
+        log.error("call=%s dependency failed: %s", call_sid, exc)
+        self.observers.dependency_failed(call_sid, exc)
 
     def _log(self, state: CallState, came_from: str) -> None:
         outcome = state.reason.value if state.reason else "-"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 import types
 import typing
@@ -22,6 +21,8 @@ from typing import Any
 
 from ivr import phone
 from ivr.exceptions import ConfigError
+from ivr.store.keys import PREFIX as KEY_PREFIX
+from ivr.store.redis_url import Topology, parse_redis_url
 
 ROUTING_MODES = ("enqueue", "client", "sip", "number")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -44,12 +45,25 @@ class TwilioSettings:
 
 @dataclass(frozen=True)
 class RedisSettings:
+    # redis://, rediss://, unix://, redis+sentinel://…/<service>, redis+cluster://seeds
     url: str = ""
     socket_timeout_s: float = 0.25
     call_ttl_s: int = 4 * 3600
     key_prefix: str = "ivr"
     # Pooled connections per process: a request beyond it waits socket_timeout_s for one.
     max_connections: int = 50
+    # After counting a PIN attempt, wait this long for a replica to have it (WAIT 1 <ms>);
+    # none in time: the attempt is refused as unavailable. Only where replicas exist.
+    replica_ack_timeout_ms: int = 100
+    # Start although maxmemory-policy may evict lockout keys (never in production).
+    allow_eviction: bool = False
+
+
+@dataclass(frozen=True)
+class QueueSettings:
+    # The Redis of the rq jobs and workers (standalone or Sentinel). Empty: [redis] url,
+    # which must then not be a cluster.
+    url: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,7 @@ class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     twilio: TwilioSettings = field(default_factory=TwilioSettings)
     redis: RedisSettings = field(default_factory=RedisSettings)
+    queue: QueueSettings = field(default_factory=QueueSettings)
     pin_store: PinStoreSettings = field(default_factory=PinStoreSettings)
     pin: PinSettings = field(default_factory=PinSettings)
     lockout: LockoutSettings = field(default_factory=LockoutSettings)
@@ -137,6 +152,10 @@ class Settings:
     screen_pop: ScreenPopSettings = field(default_factory=ScreenPopSettings)
     notify: NotifySettings = field(default_factory=NotifySettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+
+    def queue_url(self) -> str:
+        """The rq Redis: ``[queue] url``, else ``[redis] url`` (validated not a cluster)."""
+        return self.queue.url or self.redis.url
 
     def flow_path(self) -> Path:
         """The flow file; a relative path is looked up in the CWD, then the project."""
@@ -255,9 +274,6 @@ def _coerce(section: str, key: str, hint: Any, value: Any, *, from_env: bool) ->
     raise ConfigError(f"config: {where} has an unsupported type")  # pragma: no cover
 
 
-_KEY_PREFIX = re.compile(r"[A-Za-z0-9._:-]{1,32}")
-
-
 def _positive(errors: list[str], section: str, obj: Any) -> None:
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
@@ -283,16 +299,36 @@ def validate(s: Settings) -> None:
         errors.append("[pin_store] pepper_id must be non-empty and not reused in old_peppers")
     if s.api.token and len(s.api.token) < 16:
         errors.append("[api] token must be at least 16 characters (IVR_API_TOKEN)")
-    if s.redis.url and not s.redis.url.startswith(("redis://", "rediss://", "unix://")):
-        errors.append("[redis] url must start with redis://, rediss:// or unix://")
-    if not _KEY_PREFIX.fullmatch(s.redis.key_prefix):
-        # "%s" would collide with the lockout's key templates, "{" "}" with hash tags,
-        # "*" "?" "[" with the key patterns that audits and metrics scan for.
-        errors.append("[redis] key_prefix must be 1-32 letters, digits, '.', '_', ':' or '-'")
+    errors.extend(_redis_errors(s))
     errors.extend(_routing_errors(s.routing, s.server.default_region))
     errors.extend(_side_channel_errors(s))
     if errors:
         raise ConfigError("config: " + errors[0])
+
+
+def _redis_errors(s: Settings) -> list[str]:
+    errors: list[str] = []
+    if not KEY_PREFIX.fullmatch(s.redis.key_prefix):
+        errors.append("[redis] key_prefix must be 1-32 letters, digits, '.', '_', ':' or '-'")
+    if s.redis.replica_ack_timeout_ms >= s.redis.socket_timeout_s * 1000:
+        errors.append("[redis] replica_ack_timeout_ms must be below socket_timeout_s")
+    state = _url_errors(errors, s.redis.url, "[redis] url")
+    queue = _url_errors(errors, s.queue.url, "[queue] url")
+    if queue is Topology.CLUSTER:
+        errors.append("[queue] url must be a standalone or Sentinel Redis (rq needs one Redis)")
+    elif state is Topology.CLUSTER and not s.queue.url:
+        errors.append("[queue] url is required when [redis] url is a cluster (rq needs one Redis)")
+    return errors
+
+
+def _url_errors(errors: list[str], url: str, key: str) -> Topology | None:
+    if not url:
+        return None
+    try:
+        return parse_redis_url(url, key).topology
+    except ConfigError as exc:
+        errors.append(str(exc).removeprefix("config: "))
+        return None
 
 
 def _routing_errors(r: RoutingSettings, region: str) -> list[str]:

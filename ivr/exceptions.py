@@ -6,6 +6,7 @@
     ├── ImportRowError     a row of an accounts CSV is invalid; carries the line number
     ├── AccountNotFound    a CLI command named a customer number that does not exist
     └── DependencyError    Redis or the PIN store did not answer in time
+        └── ReplicaAckError  no Redis replica acknowledged a lockout count in time
 
 Webhooks never let these reach Twilio: a dependency failure routes the caller to an agent
 as not identified (reason ``unavailable``); the CLI prints the message on one line.
@@ -48,3 +49,7 @@ class AccountNotFound(IVRError):
 
 class DependencyError(IVRError):
     """Redis or the PIN store failed or timed out."""
+
+
+class ReplicaAckError(DependencyError):
+    """A counted PIN failure is not on any replica yet: a failover could forget it."""

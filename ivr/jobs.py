@@ -1,12 +1,13 @@
 """Background work the web app hands to the worker: CRM webhook, lockout SMS, audit.
 
-:class:`JobEnqueuer` is a call observer. It only enqueues (a Redis round trip); the
-worker in ``workers/`` does the slow part. PIN attempts are not rq jobs: the
-:class:`AuditObserver` adds each one to the audit journal (a Redis stream, sent with the
-call's save) that the worker drains into SQL. Job arguments are JSON-able values — never a
-PIN — and each job gets an id derived from what it is about (call and event, attempt,
-lock), so enqueuing the same thing twice while the first job exists is refused by rq
-(``unique=True``) and a retried job can recognise work it already did.
+:class:`JobEnqueuer` is a call observer. It only enqueues (a round trip to the queue
+Redis, ``[queue] url``); the worker in ``workers/`` does the slow part. PIN attempts are
+not rq jobs: each goes to the audit journal with the call's save
+(:mod:`ivr.store.audit_journal`), which the worker drains into SQL. Job arguments are
+JSON-able values — never a PIN — and each job gets an id derived from what it is about
+(call and event, attempt, lock), so enqueuing the same thing twice while the first job
+exists is refused by rq (``unique=True``) and a retried job can recognise work it
+already did.
 
 The web side names the job functions by dotted path instead of importing ``workers``:
 the app does not need the worker's HTTP and Twilio code loaded to enqueue.
@@ -28,11 +29,11 @@ from rq.exceptions import DuplicateJobError
 from rq.serializers import JSONSerializer
 
 from ivr.config import Settings
+from ivr.exceptions import DependencyError
 from ivr.flow.state import CallState
 from ivr.observers import PinAttempt
-from ivr.store.audit_journal import AuditJournal
-from ivr.store.batch import Batch
 from ivr.store.hashing import PinHasher
+from ivr.store.keys import KeyLayout
 
 log = logging.getLogger("ivr.jobs")
 
@@ -154,6 +155,7 @@ class JobEnqueuer:
     queues: JobQueues
     # The app's hasher (built once): lock markers are keyed like the lockout keys.
     hasher: PinHasher
+    keys: KeyLayout
     clock: Callable[[], datetime] = field(default=_clock)
 
     def call_changed(
@@ -170,10 +172,13 @@ class JobEnqueuer:
         if self.settings.screen_pop.webhook_url and status in TERMINAL_STATUSES:
             self._crm(call_sid, EVENT_ENDED, ended_payload(call_sid, status, self.clock()))
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
-        """On the attempt that locked an account, notify its holder (rare: sent at once)."""
+    def pin_attempted(self, attempt: PinAttempt) -> None:
+        """On the attempt that locked an account, notify its holder."""
         if attempt.locked_now and self.settings.notify.sms_from:
             self._notify_lock(attempt.customer_number)
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        """Nothing to enqueue: the routed call's CRM event follows its save."""
 
     def _crm(self, call_sid: str, event: str, payload: Mapping[str, Any]) -> None:
         self.queues.enqueue(
@@ -186,8 +191,7 @@ class JobEnqueuer:
         # as long as the lock) also absorbs any second report for the same lock.
         lock_id = uuid.uuid4().hex
         # Keyed like the lockout keys: a plain hash of a short customer number is reversible.
-        account = self.hasher.subject("account", customer_number)
-        marker = f"{self.settings.redis.key_prefix}:jobs:lock-notified:{account}"
+        marker = self.keys.lock_notified(self.hasher.subject("account", customer_number))
         ttl = self.settings.lockout.account_lock_s
         if not self.queues.client.set(marker, lock_id, nx=True, ex=ttl):
             log.info("lockout SMS for this lock already enqueued")
@@ -196,25 +200,3 @@ class JobEnqueuer:
             QUEUE_NOTIFY, NOTIFY_LOCKOUT, [customer_number, lock_id], f"sms-{lock_id}",
             JOB_RETRIES,
         )  # fmt: skip
-
-
-@dataclass(frozen=True)
-class AuditObserver:
-    """Call observer that journals every PIN attempt for the SQL audit trail."""
-
-    journal: AuditJournal
-
-    def call_changed(
-        self, state: CallState, previous: CallState | None, status: str | None
-    ) -> None:
-        """Nothing to audit: only PIN attempts are."""
-
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
-        """Add the attempt (no digits) to the journal, in the webhook's batch."""
-        self.journal.add(
-            batch, attempt.call_sid, attempt.customer_number, attempt.caller,
-            attempt.verdict.value, attempt.at,
-        )  # fmt: skip
-
-    def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
-        """Nothing to audit."""

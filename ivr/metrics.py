@@ -25,12 +25,11 @@ from prometheus_client.registry import Collector
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
-from ivr.exceptions import ConfigError, DependencyError
+from ivr.exceptions import ConfigError, DependencyError, ReplicaAckError
 from ivr.flow.state import CallState, Verdict
 from ivr.jobs import QUEUES
 from ivr.observers import PinAttempt
 from ivr.store.audit_journal import AuditJournal
-from ivr.store.batch import Batch
 from ivr.store.lockout import Lockout
 
 # Twilio waits 15 s for a webhook; the interesting range is well below a second.
@@ -73,6 +72,11 @@ class Metrics:
             "ivr_calls_routed", "Calls handed to an agent, by identified flag and reason.",
             ["identified", "reason"], registry=self.registry,
         )  # fmt: skip
+        self.replica_ack_failures = Counter(
+            "ivr_replica_ack_failures",
+            "PIN attempts refused as unavailable: no Redis replica acknowledged the count.",
+            registry=self.registry,
+        )  # fmt: skip
         self.webhook_seconds = Histogram(
             "ivr_webhook_duration_seconds", "Time to answer a Twilio voice webhook.",
             ["endpoint"], buckets=WEBHOOK_BUCKETS, registry=self.registry,
@@ -99,11 +103,16 @@ class MetricsObserver:
             reason = state.reason.value if state.reason else "none"
             self.metrics.routed.labels(str(state.identified).lower(), reason).inc()
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+    def pin_attempted(self, attempt: PinAttempt) -> None:
         """Count the outcome, and the lockout this attempt caused."""
         self.metrics.verifications.labels(attempt.verdict.value).inc()
         if attempt.locked_now:
             self.metrics.lockouts.inc()
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        """Count the counts that no replica acknowledged (a failover could lose them)."""
+        if isinstance(error, ReplicaAckError):
+            self.metrics.replica_ack_failures.inc()
 
     def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Status callbacks are not counted."""
@@ -115,12 +124,12 @@ class LiveCollector(Collector):
     def __init__(
         self,
         lockout: Lockout,
-        client: redis.Redis,
+        queue: redis.Redis,
         alert_per_minute: int,
         journal: AuditJournal,
     ) -> None:
         self._lockout = lockout
-        self._client = client
+        self._client = queue
         self._journal = journal
         self._alert = alert_per_minute
 

@@ -1,9 +1,11 @@
 """Things that want to know what happened in a call, without slowing it down or failing it.
 
-The call service reports every saved state change, every PIN attempt and every status
-callback to its :class:`Observers`. Observers publish board events, enqueue jobs (CRM
-webhook, lockout SMS, audit), count metrics. An observer that raises is logged and
-ignored: the caller must reach an agent whatever a side channel does.
+The call service reports every saved state change, every judged PIN attempt, every
+status callback and every dependency failure to its :class:`Observers`, as plain values:
+no store object crosses this line. Observers publish board events, enqueue jobs (CRM
+webhook, lockout SMS) and count metrics; the audit entry of an attempt is not theirs
+(it goes out with the call's save). An observer that raises is logged and ignored: the
+caller must reach an agent whatever a side channel does.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from ivr.exceptions import DependencyError
 from ivr.flow.state import CallState, Verdict
-from ivr.store.batch import Batch
 
 log = logging.getLogger("ivr.observers")
 
@@ -43,12 +45,8 @@ class CallObserver(Protocol):
         when none was reported yet), so nobody needs another round trip to read it.
         """
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
-        """A PIN submission was counted and judged.
-
-        Redis writes go into ``batch`` (sent with the call's save, one round trip for
-        all), not to Redis directly.
-        """
+    def pin_attempted(self, attempt: PinAttempt) -> None:
+        """A PIN submission was counted, judged and journalled for the audit trail."""
 
     def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         """Twilio reported the call's status (completed, busy, …).
@@ -56,6 +54,9 @@ class CallObserver(Protocol):
         ``state`` is the call as stored when the status arrived (None: unknown call),
         read in the same round trip as the status was saved.
         """
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        """Redis or the PIN store failed, so the caller was handed over as unavailable."""
 
 
 @dataclass(frozen=True)
@@ -73,12 +74,19 @@ class Observers:
             except Exception:
                 log.exception("call=%s observer %s failed", state.call_sid, _name(member))
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+    def pin_attempted(self, attempt: PinAttempt) -> None:
         for member in self.members:
             try:
-                member.pin_attempted(attempt, batch)
+                member.pin_attempted(attempt)
             except Exception:
                 log.exception("call=%s observer %s failed", attempt.call_sid, _name(member))
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        for member in self.members:
+            try:
+                member.dependency_failed(call_sid, error)
+            except Exception:
+                log.exception("call=%s observer %s failed", call_sid, _name(member))
 
     def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         for member in self.members:

@@ -1,87 +1,54 @@
-"""Verify one PIN submission: lockout first (counted before the comparison), then compare.
+"""The PIN gate: the one way a PIN is checked (SPEC §5).
 
-Known and unknown customer numbers take exactly the same path: the lockout script runs
-for both, and the PIN store compares against a dummy digest when the account is missing,
-so neither the responses nor their timing tell whether an account exists.
+:meth:`PinGate.verify` derives the lockout subjects itself (keyed hashes of the customer
+number and the caller's number), counts the submission as a failure before anything is
+compared (:meth:`ivr.store.lockout.Lockout.begin`), and compares only what the lockout
+allows. Known and unknown customer numbers take exactly the same path: the same counts,
+and a comparison against a dummy digest when the account is missing, so neither the
+answers nor their timing tell whether an account exists. Nothing else runs the lockout's
+counting scripts.
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
-from ivr.flow.state import Verdict, VerifyPin
-from ivr.store.batch import Batch
+from ivr.flow.state import Verdict
 from ivr.store.hashing import PinHasher
-from ivr.store.lockout import ANONYMOUS_CALLER, Attempt, Lockout
-from ivr.store.pin_step import Counted
+from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
-
-log = logging.getLogger("ivr.verification")
+from ivr.store.rounds import Command
 
 
 @dataclass(frozen=True)
-class Outcome:
-    """A verdict plus what the caller needs for the screen-pop and notifications."""
+class Verification:
+    """A verdict, what the screen-pop and notifications need, and what is left to write."""
 
     verdict: Verdict
     name: str | None = None
     locked_now: bool = False
+    # The lockout's writes after the comparison (reset on success, an undo when the
+    # caller's block refused it): they go out with the call's save, one round for all.
+    settle: tuple[Command, ...] = ()
 
 
 @dataclass(frozen=True)
-class Verifier:
-    """Runs :class:`VerifyPin` needs against the lockout counter and the PIN store."""
+class PinGate:
+    """Counts, then compares: the only caller of the lockout's counting scripts."""
 
     lockout: Lockout
     pins: PinStore
     hasher: PinHasher
 
-    def verify(
-        self,
-        need: VerifyPin,
-        call_sid: str,
-        batch: Batch | None = None,
-        counted: Counted | None = None,
-    ) -> Outcome:
-        """Count the attempt, then compare; raises DependencyError if a store fails.
-
-        The count goes to Redis at once (it gates the comparison), unless ``counted`` says
-        it was counted for these very subjects while the state was loaded. The reset after
-        a right PIN joins ``batch`` when one is given, to go out with the call's save.
-        """
-        account_key = self.hasher.subject("account", need.customer_number)
-        caller_key = self.hasher.subject("caller", need.caller) if need.caller else None
-        attempt = _already_counted(counted, account_key, caller_key, call_sid)
-        if attempt is None:
-            attempt = self.lockout.begin(account_key, caller_key)
+    def verify(self, customer_number: str, caller: str | None, pin: str) -> Verification:
+        """Judge one PIN submission; raises DependencyError if a store fails (then the
+        caller is handed over as unavailable, and what was counted stays counted)."""
+        account = self.hasher.subject("account", customer_number)
+        caller_subject = self.hasher.subject("caller", caller) if caller else None
+        attempt = self.lockout.begin(account, caller_subject)
         if not attempt.allowed:
-            log.info("call=%s verify=%s", call_sid, attempt.status.value)
-            return Outcome(Verdict.LOCKED)
-        account = self.pins.check_pin(need.customer_number, need.pin)
-        if account is None:
-            if attempt.locked_now:
-                log.warning("call=%s verify=wrong account_locked=true", call_sid)
-            else:
-                log.info("call=%s verify=wrong", call_sid)
-            return Outcome(Verdict.WRONG, locked_now=attempt.locked_now)
-        self.lockout.succeeded(account_key, caller_key, batch)
-        log.info("call=%s verify=verified", call_sid)
-        return Outcome(Verdict.VERIFIED, name=account.name)
-
-
-def _already_counted(
-    counted: Counted | None, account_key: str, caller_key: str | None, call_sid: str
-) -> Attempt | None:
-    """The attempt counted at load time, if it was counted for these subjects."""
-    if counted is None:
-        return None
-    if counted.account_key == account_key and counted.caller_key == (
-        caller_key or ANONYMOUS_CALLER
-    ):
-        return counted.attempt
-    # Stored subjects that do not match the call's numbers: the pepper was rotated while
-    # the call was in progress (subjects derive from it). Count again under the current
-    # subjects: stricter, never looser.
-    log.warning("call=%s stored lockout subjects are stale; counting again", call_sid)
-    return None
+            return Verification(Verdict.LOCKED, settle=self.lockout.settle(attempt, False))
+        found = self.pins.check_pin(customer_number, pin)
+        if found is None:
+            return Verification(Verdict.WRONG, locked_now=attempt.locked_now)
+        return Verification(Verdict.VERIFIED, found.name, settle=self.lockout.settle(attempt, True))

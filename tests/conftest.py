@@ -15,7 +15,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from ivr import config, create_app
-from ivr.config import Settings
+from ivr.config import RedisSettings, Settings
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
+from ivr.store.redis_client import open_link
 from tests.redis_server import running_redis
 from tests.twilio_phone import PUBLIC_BASE, Call
 
@@ -87,6 +90,20 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture
+def link(redis_url: str, redis_client: redis.Redis) -> Iterator[Link]:
+    """The product's own connection to the run's (flushed) Redis, as the app opens it."""
+    opened = open_link(RedisSettings(url=redis_url))
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def keys() -> KeyLayout:
+    """The key names under the default prefix."""
+    return KeyLayout("ivr")
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ from flask.testing import FlaskClient
 
 from ivr import create_app
 from ivr.config import Settings
-from ivr.exceptions import FlowError
+from ivr.exceptions import DependencyError, FlowError
 from ivr.flow.state import CallState, Verdict
 from ivr.observers import Observers, PinAttempt
 from ivr.services import Services, build
-from ivr.store.batch import Batch
 from tests.conftest import ACCOUNTS, SINGLE_OWNER
 from tests.twilio_phone import Call, parse_task
 
@@ -24,14 +23,18 @@ class Recorder:
         self.changes: list[tuple[CallState, CallState | None]] = []
         self.attempts: list[PinAttempt] = []
         self.statuses: list[tuple[str, str]] = []
+        self.failures: list[tuple[str, DependencyError]] = []
 
     def call_changed(
         self, state: CallState, previous: CallState | None, status: str | None
     ) -> None:
         self.changes.append((state, previous))
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+    def pin_attempted(self, attempt: PinAttempt) -> None:
         self.attempts.append(attempt)
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        self.failures.append((call_sid, error))
 
     def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         self.statuses.append((call_sid, status))
@@ -43,8 +46,11 @@ class Broken:
     ) -> None:
         raise RuntimeError("board down")
 
-    def pin_attempted(self, attempt: PinAttempt, batch: Batch) -> None:
+    def pin_attempted(self, attempt: PinAttempt) -> None:
         raise RuntimeError("queue down")
+
+    def dependency_failed(self, call_sid: str, error: DependencyError) -> None:
+        raise RuntimeError("metrics down")
 
     def call_status(self, call_sid: str, status: str, state: CallState | None) -> None:
         raise RuntimeError("metrics down")

@@ -17,12 +17,11 @@ import redis
 
 from ivr.config import Settings
 from ivr.jobs import PURGE_AUDIT, QUEUE_AUDIT, JobQueues
+from ivr.store.keys import PURGE_MARKER_TTL_S, KeyLayout
 from workers.jobs import JobContext, current_context
 
 log = logging.getLogger("workers.audit")
 
-# Long enough to outlive its day; the key names the day, so tomorrow needs a new one.
-PURGE_MARKER_TTL_S = 2 * 86400
 PURGE_RETRIES = 3
 
 
@@ -41,7 +40,7 @@ def purge_expired(ctx: JobContext) -> int:
 
 def purge_marker(settings: Settings, day: str) -> str:
     """The Redis key saying the purge of ``day`` (YYYY-MM-DD) was enqueued."""
-    return f"{settings.redis.key_prefix}:jobs:audit-purge:{day}"
+    return KeyLayout(settings.redis.key_prefix).audit_purge(day)
 
 
 def schedule_daily_purge(settings: Settings, client: redis.Redis, now: datetime) -> bool:

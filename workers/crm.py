@@ -23,6 +23,7 @@ from typing import Any
 import requests
 
 from ivr.jobs import digest_of
+from ivr.store.keys import DELIVERED_TTL_S
 from workers.jobs import JobContext, current_context
 
 log = logging.getLogger("workers.crm")
@@ -32,8 +33,6 @@ IDEMPOTENCY_HEADER = "X-IVR-Idempotency-Key"
 EVENT_HEADER = "X-IVR-Event"
 # Receivers should refuse signatures older (or newer) than this.
 DEFAULT_TOLERANCE_S = 300
-# A delivered event is remembered this long; the call itself lives in Redis for less.
-DELIVERED_TTL_S = 7 * 86400
 
 
 class CrmDeliveryError(Exception):
@@ -70,11 +69,6 @@ def verify(
     return hmac.compare_digest(expected, fields.get("v1", ""))
 
 
-def delivered_key(prefix: str, call_sid: str, event: str) -> str:
-    """The Redis marker of a delivered event."""
-    return f"{prefix}:jobs:crm-delivered:{digest_of(call_sid, event)}"
-
-
 def deliver_webhook(call_sid: str, event: str, payload: dict[str, Any]) -> str:
     """RQ job: POST ``payload`` to the CRM unless this call's ``event`` was delivered."""
     return post_once(current_context(), call_sid, event, payload)
@@ -85,7 +79,7 @@ def post_once(ctx: JobContext, call_sid: str, event: str, payload: Mapping[str, 
     hook = ctx.settings.screen_pop
     if not hook.webhook_url:
         return "disabled"  # switched off after enqueueing: nothing to deliver to
-    marker = delivered_key(ctx.settings.redis.key_prefix, call_sid, event)
+    marker = ctx.keys.crm_delivered(digest_of(call_sid, event))
     if ctx.redis.exists(marker):
         log.info("call=%s event=%s already delivered", call_sid, event)
         return "duplicate"

@@ -1,8 +1,9 @@
 """What a running job may use: the worker's connections, handed over explicitly.
 
 RQ calls job functions by dotted path with their JSON arguments only. The worker owns
-one :class:`JobContext` (settings, its Redis connection, the SQL engine, an HTTP
-session, a Twilio client factory, a clock) and attaches it to each job it executes
+one :class:`JobContext` (settings, the queue Redis with the jobs' markers, the state
+Redis with the audit journal, the SQL engine, an HTTP session, a Twilio client factory,
+a clock) and attaches it to each job it executes
 (:class:`ContextJob`); a job function reads it with :func:`current_context`. Tests build
 the context with a local Twilio endpoint and pass it to :func:`workers.main.run`.
 """
@@ -23,7 +24,9 @@ from twilio.rest import Client
 
 from ivr.config import Settings
 from ivr.store.audit import AuditStore
-from ivr.store.redis_client import close as close_redis
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
+from ivr.store.redis_client import close_client
 
 TwilioFactory = Callable[[Settings], Client]
 # Twilio's client has no timeout by default; a hung request would block the worker.
@@ -45,11 +48,17 @@ class JobContext:
     """The dependencies of every job, created once per worker process."""
 
     settings: Settings
-    redis: redis.Redis
+    redis: redis.Redis  # the queue Redis: rq, and the jobs' markers
+    link: Link  # the state Redis: the audit journal
     engine: sa.Engine
     http: requests.Session
     twilio_factory: TwilioFactory = default_twilio_client
     clock: Callable[[], datetime] = field(default=_utc_now)
+
+    @property
+    def keys(self) -> KeyLayout:
+        """Key names for ``[redis] key_prefix``."""
+        return KeyLayout(self.settings.redis.key_prefix)
 
     @property
     def audit(self) -> AuditStore:
@@ -64,21 +73,26 @@ class JobContext:
         """Release the pooled connections."""
         self.http.close()
         self.engine.dispose()
-        close_redis(self.redis)
+        if self.redis is not self.link.client:
+            close_client(self.redis)
+        self.link.close()
 
 
 def build_context(
     settings: Settings,
     client: redis.Redis,
+    link: Link,
     *,
     twilio_factory: TwilioFactory = default_twilio_client,
     http: requests.Session | None = None,
 ) -> JobContext:
-    """A context over ``client`` with a fresh engine and HTTP session; creates audit tables."""
+    """A context over ``client`` (queue) and ``link`` (state) with a fresh engine and HTTP
+    session; creates the audit tables."""
     audit = AuditStore.from_url(settings.pin_store.url, settings.pin_store.timeout_s)
     return JobContext(
         settings=settings,
         redis=client,
+        link=link,
         engine=audit.engine,
         http=http or requests.Session(),
         twilio_factory=twilio_factory,

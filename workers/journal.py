@@ -39,8 +39,8 @@ def consumer_name() -> str:
 
 
 def journal_of(ctx: JobContext) -> AuditJournal:
-    """The audit journal on the worker's Redis connection."""
-    return AuditJournal(ctx.redis, ctx.settings.redis.key_prefix)
+    """The audit journal on the worker's connection to the state Redis."""
+    return AuditJournal(ctx.link, ctx.keys)
 
 
 def drain_once(

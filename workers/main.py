@@ -23,12 +23,14 @@ from rq.job import Job
 from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
-from ivr.config import RedisSettings, Settings
+from ivr.config import Settings
 from ivr.exceptions import ConfigError
 from ivr.jobs import QUEUE_AUDIT, QUEUES
+from ivr.store.link import Link
+from ivr.store.redis_client import close_client, open_client, open_link
 from workers.audit import schedule_daily_purge
 from workers.jobs import ContextJob, JobContext, TwilioFactory, build_context, default_twilio_client
-from workers.journal import JournalDrain, consumer_name, drain_all
+from workers.journal import BLOCK_MS, JournalDrain, consumer_name, drain_all
 
 log = logging.getLogger("workers.main")
 
@@ -38,18 +40,28 @@ WORKER_TTL_S = 420
 # that, unlike the web app's quarter-second sockets. Connecting still fails fast.
 SOCKET_TIMEOUT_S = WORKER_TTL_S + 15
 CONNECT_TIMEOUT_S = 5
+# The journal's reads block for BLOCK_MS; its socket must outlast one.
+JOURNAL_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5
 
 
-def worker_connection(settings: RedisSettings) -> redis.Redis:
-    """A Redis client of its own for the worker, with timeouts fit for blocking pops."""
-    if not settings.url:
-        raise ConfigError("config: [redis] url is not set; the worker takes its jobs from Redis")
-    return redis.Redis.from_url(
-        settings.url,
-        socket_timeout=SOCKET_TIMEOUT_S,
-        socket_connect_timeout=CONNECT_TIMEOUT_S,
-        health_check_interval=30,
-    )
+def worker_connection(settings: Settings) -> redis.Redis:
+    """The queue Redis for the worker, with timeouts fit for rq's blocking pops."""
+    if not settings.queue_url():
+        raise ConfigError(
+            "config: [redis] url (or [queue] url) is not set; the worker takes its jobs from Redis"
+        )
+    return open_client(
+        settings.queue_url(), settings.redis, key="[queue] url",
+        socket_timeout_s=SOCKET_TIMEOUT_S, connect_timeout_s=CONNECT_TIMEOUT_S,
+    )  # fmt: skip
+
+
+def journal_link(settings: Settings) -> Link:
+    """The state Redis for the audit journal, whose reads block up to a second."""
+    return open_link(
+        settings.redis, socket_timeout_s=JOURNAL_SOCKET_TIMEOUT_S,
+        connect_timeout_s=CONNECT_TIMEOUT_S,
+    )  # fmt: skip
 
 
 class IVRWorker(SimpleWorker):
@@ -129,12 +141,16 @@ def run(
     client and the CRM's HTTP session (tests point them at local servers).
     """
     names = check_queues(queues)
-    connection = worker_connection(settings.redis)
+    connection = worker_connection(settings)
+    link = journal_link(settings)
     try:
         connection.ping()  # an unreachable Redis is one clear error before anything starts
-        context = build_context(settings, connection, twilio_factory=twilio_factory, http=http)
+        context = build_context(
+            settings, connection, link, twilio_factory=twilio_factory, http=http
+        )
     except BaseException:
-        connection.close()
+        close_client(connection)
+        link.close()
         raise
     drain = JournalDrain(context) if QUEUE_AUDIT in names and not burst else None
     try:

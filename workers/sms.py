@@ -19,6 +19,7 @@ from phonenumbers import PhoneNumberType
 from twilio.base.exceptions import TwilioRestException
 from urllib3.exceptions import MaxRetryError, NewConnectionError
 
+from ivr.store.keys import SMS_CLAIM_TTL_S
 from ivr.store.pins import account_phones, accounts
 from workers.jobs import JobContext, current_context
 
@@ -31,7 +32,6 @@ LOCKOUT_TEXT = (
     "If this was not you, please contact our customer service."
 )
 # A claim outlives any retry schedule; "sent" is remembered for a week.
-CLAIM_TTL_S = 7 * 86400
 MOBILE = (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
 # Twilio answers these when a retry may succeed (rate limit, its own trouble).
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
@@ -66,11 +66,6 @@ def pick_recipient(numbers: list[str]) -> str | None:
     return numbers[0] if numbers else None
 
 
-def claim_key(prefix: str, lock_id: str) -> str:
-    """The Redis claim for the SMS of one lock."""
-    return f"{prefix}:jobs:sms-sent:{lock_id}"
-
-
 def notify_lockout(customer_number: str, lock_id: str) -> str:
     """RQ job: SMS the holder of ``customer_number`` that PIN entry is locked."""
     return send_once(current_context(), customer_number, lock_id)
@@ -85,8 +80,8 @@ def send_once(ctx: JobContext, customer_number: str, lock_id: str) -> str:
     if recipient is None:
         log.info("lockout SMS skipped: the account has no phone number")
         return "no_phone"
-    key = claim_key(ctx.settings.redis.key_prefix, lock_id)
-    if not ctx.redis.set(key, "sending", nx=True, ex=CLAIM_TTL_S):
+    key = ctx.keys.sms_claim(lock_id)
+    if not ctx.redis.set(key, "sending", nx=True, ex=SMS_CLAIM_TTL_S):
         log.info("lockout SMS for lock %s already sent", lock_id)
         return "duplicate"
     sender_field = "messaging_service_sid" if sender.startswith("MG") else "from_"
@@ -102,7 +97,7 @@ def send_once(ctx: JobContext, customer_number: str, lock_id: str) -> str:
             return _unknown(lock_id)
         ctx.redis.delete(key)  # the request never reached Twilio: a retry may send
         raise SmsDeliveryError(f"Twilio unreachable ({type(exc).__name__})") from None
-    ctx.redis.set(key, "sent", ex=CLAIM_TTL_S)
+    ctx.redis.set(key, "sent", ex=SMS_CLAIM_TTL_S)
     log.info("lockout SMS for lock %s sent (%s)", lock_id, message.sid)
     return "sent"
 

@@ -19,10 +19,10 @@ from ivr.exceptions import ConfigError, ImportRowError
 from ivr.store.accounts_csv import ImportRow, parse_accounts
 from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
+from ivr.store.keys import KeyLayout
 from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
-from ivr.store.redis_client import close as close_redis
-from ivr.store.redis_client import connect
+from ivr.store.redis_client import open_link
 
 
 @click.group("accounts")
@@ -114,9 +114,9 @@ def _unlock(settings: Settings, customer_number: str) -> bool:
     store = _open_store(settings, hasher)
     try:
         audit = AuditStore.on(store.engine)
-        client = connect(settings.redis)  # lazy: Redis is first used after the audit row
+        link = open_link(settings.redis)  # lazy: Redis is first used after the audit row
         try:
-            lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)
+            lockout = Lockout(link, KeyLayout(settings.redis.key_prefix), settings.lockout)
             return unlock.unlock_account(
                 customer_number,
                 actor=_operator(),
@@ -126,7 +126,7 @@ def _unlock(settings: Settings, customer_number: str) -> bool:
                 hasher=hasher,
             )
         finally:
-            close_redis(client)
+            link.close()
     finally:
         store.close()
 

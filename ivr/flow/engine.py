@@ -126,16 +126,6 @@ def _typed(digits: str | None) -> str:
     return value[:-1] if value.endswith("#") else value
 
 
-def submits_pin(flow: Flow, node: str, digits: str | None) -> bool:
-    """Whether ``digits`` answering the Gather of ``node`` are a complete PIN.
-
-    The engine verifies such a submission when the call is at that node and step, not
-    routed, with a claimed customer number; :mod:`ivr.store.pin_step` counts it while
-    loading the state on exactly those conditions.
-    """
-    return isinstance(flow.nodes.get(node), PinNode) and _is_pin(flow, _typed(digits))
-
-
 def _is_pin(flow: Flow, value: str) -> bool:
     return bool(value) and _is_digits(value) and len(value) == flow.pin_length
 

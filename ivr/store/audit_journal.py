@@ -2,16 +2,15 @@
 
 A PIN webhook must not wait for SQL, and an rq job per attempt cost it ~10 Redis
 commands and ~1.6 KB of Redis memory until a worker ran it. So each attempt is one
-stream entry (time, call, account, caller, outcome — never digits), added to the
-webhook's :class:`~ivr.store.batch.Batch` and sent with the call's save. The worker
+stream entry (time, call, account, caller, outcome — never digits), sent in the round
+of the call's save (:meth:`AuditJournal.entry`). The worker
 reads entries through a consumer group, writes them to SQL and only then acknowledges
 and deletes them: a worker that dies in between leaves them pending, and any worker
 claims them again after :data:`CLAIM_IDLE_MS`. The entry id is the row's unique key,
 so writing an entry twice changes nothing.
 
-Key (hash-tagged for Redis Cluster), with a TTL refreshed by every entry::
-
-    <prefix>:audit:{attempts}    stream: c=CallSid a=customer f=caller v=outcome t=time
+One key on the state Redis (``<prefix>:audit:{attempts}``, :mod:`ivr.store.keys`), a
+stream of ``c=CallSid a=customer f=caller v=outcome t=time`` whose TTL every entry renews.
 """
 
 from __future__ import annotations
@@ -22,11 +21,11 @@ from typing import Any
 
 import redis
 
-from ivr.store.batch import Batch
+from ivr.store.keys import JOURNAL_TTL_S, KeyLayout
+from ivr.store.link import Link
 from ivr.store.redis_client import dependency_errors, text
+from ivr.store.rounds import Command, command
 
-# Like a queued rq job: a worker down longer than a week loses the backlog it missed.
-JOURNAL_TTL_S = 7 * 86400
 GROUP = "audit-writers"
 # An entry read but not acknowledged for this long belonged to a worker that died (or
 # whose SQL write failed): another read claims it.
@@ -48,26 +47,27 @@ class JournalEntry:
 class AuditJournal:
     """Adds attempts to the stream (web) and reads them back for SQL (worker)."""
 
-    def __init__(
-        self, client: redis.Redis, prefix: str = "ivr", claim_idle_ms: int = CLAIM_IDLE_MS
-    ) -> None:
-        self._client = client
+    def __init__(self, link: Link, keys: KeyLayout, claim_idle_ms: int = CLAIM_IDLE_MS) -> None:
+        self._link = link
         self._claim_idle_ms = claim_idle_ms
-        self.key = f"{prefix}:audit:{{attempts}}"
+        self.key = keys.audit_journal
 
-    def add(
-        self,
-        batch: Batch,
-        call_sid: str,
-        customer_number: str,
-        caller: str | None,
-        outcome: str,
-        at: str,
-    ) -> None:
-        """Add one attempt to ``batch`` (a side channel: its failure never fails a call)."""
+    def entry(
+        self, call_sid: str, customer_number: str, caller: str | None, outcome: str, at: str
+    ) -> tuple[Command, Command]:
+        """The commands adding one attempt, to send with the call's save (a side channel:
+        their failure never fails a call)."""
         fields = ("c", call_sid, "a", customer_number, "f", caller or "", "v", outcome, "t", at)
-        batch.command("XADD", self.key, "*", *fields, essential=False, what="audit entry")
-        batch.command("EXPIRE", self.key, JOURNAL_TTL_S, essential=False, what="audit ttl")
+        return (
+            command("XADD", self.key, "*", *fields, essential=False, what="audit entry"),
+            command("EXPIRE", self.key, JOURNAL_TTL_S, essential=False, what="audit ttl"),
+        )
+
+    @property
+    def _client(self) -> redis.Redis:
+        # The stream is one key: redis-py routes it on a cluster too.
+        client: redis.Redis = self._link.client
+        return client
 
     def read(self, consumer: str, count: int, block_ms: int | None = None) -> list[JournalEntry]:
         """Up to ``count`` entries for ``consumer``: stale pending ones first, then new ones.

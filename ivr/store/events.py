@@ -1,12 +1,11 @@
 """Board events in Redis: a stream every console tails, plus an index of the current calls.
 
-Keys (the ``{board}`` hash tag keeps all four in one Redis Cluster slot, so the publish
-script is atomic on a cluster too); each expires ``ttl_s`` after the last write::
-
-    <prefix>:board:{board}:events   STREAM of (call, data): one entry per call change
-    <prefix>:board:{board}:calls    ZSET call_sid -> start time: calls on the board now
-    <prefix>:board:{board}:latest   HASH call_sid -> "<stream id> <payload>": their newest event
-    <prefix>:board:{board}:ended    ZSET call_sid -> end time: hung-up calls stay off the board
+Four keys under the ``{board}`` hash tag (one slot, so the publish script is atomic on a
+cluster too; names and TTLs in :mod:`ivr.store.keys`), each expiring ``ttl_s`` after the
+last write: ``events`` (STREAM of (call, data), one entry per call change), ``calls``
+(ZSET call_sid -> start time: the calls on the board now), ``latest`` (HASH call_sid ->
+"<stream id> <payload>": their newest event) and ``ended`` (ZSET call_sid -> end time:
+hung-up calls stay off the board).
 
 Payloads are the screen-pop JSON built by :mod:`ivr.board` — never a PIN. A reader
 renders :meth:`EventStore.snapshot` and then tails the stream from the snapshot's ``tip``
@@ -21,9 +20,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import redis
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
+from ivr.store.redis_client import dependency_errors, text
+from ivr.store.rounds import run
+from ivr.store.scripts import script
 
-from ivr.store.redis_client import dependency_errors, load_script, text
+PUBLISH = script("events_publish.lua")
 
 # Enough history for a console that was offline a few minutes during a busy hour; older
 # entries are trimmed (approximately, which is O(1)) and such a console reloads instead.
@@ -73,42 +76,40 @@ class EventStore:
 
     def __init__(
         self,
-        client: redis.Redis,
+        link: Link,
+        keys: KeyLayout,
         ttl_s: int,
-        prefix: str = "ivr",
         *,
         stream_maxlen: int = STREAM_MAXLEN,
         board_max: int = BOARD_MAX,
     ) -> None:
-        self._client = client
+        self._link = link
         self._ttl_s = ttl_s
         self._stream_maxlen = stream_maxlen
         self._board_max = board_max
-        base = f"{prefix}:board:{{board}}"
-        self.stream_key = f"{base}:events"
-        self.index_key = f"{base}:calls"
-        self.latest_key = f"{base}:latest"
-        self.ended_key = f"{base}:ended"
-        self._publish = load_script(client, "events_publish.lua")
+        self._keys = keys.board
+        self.stream_key = keys.board.events
+        self.index_key = keys.board.calls
+        self.latest_key = keys.board.latest
 
     def publish(
         self, call_sid: str, payload: Mapping[str, Any], started: float, ended: bool, now: float
     ) -> str | None:
         """Append an event; None if it was a late change of a call that already ended."""
         data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
-        keys = [self.stream_key, self.index_key, self.latest_key, self.ended_key]
         args = (
             call_sid, data, int(started), "1" if ended else "0", int(now), self._ttl_s,
             self._stream_maxlen, self._board_max,
         )  # fmt: skip
-        with dependency_errors("board publish"):
-            written = self._publish(keys=keys, args=args)
+        (written,) = self._link.send(
+            [run(PUBLISH, self._keys.all(), args, what="board event")], "board publish"
+        )
         return text(written) if written else None
 
     def snapshot(self) -> Snapshot:
         """The board as of one instant: its calls, newest first, and the stream's tip."""
         with dependency_errors("board snapshot"):
-            pipe = self._client.pipeline(transaction=True)  # one slot: atomic on a cluster
+            pipe = self._link.client.pipeline(transaction=True)  # one slot: atomic on a cluster
             pipe.xrevrange(self.stream_key, count=1)
             pipe.zrevrange(self.index_key, 0, self._board_max - 1)
             pipe.hgetall(self.latest_key)
@@ -127,7 +128,7 @@ class EventStore:
     def bounds(self) -> tuple[str | None, str | None]:
         """The ids of the oldest and newest entries still in the stream (None when empty)."""
         with dependency_errors("board bounds"):
-            pipe = self._client.pipeline(transaction=True)
+            pipe = self._link.client.pipeline(transaction=True)
             pipe.xrange(self.stream_key, count=1)
             pipe.xrevrange(self.stream_key, count=1)
             first, last = pipe.execute()
@@ -139,7 +140,9 @@ class EventStore:
         The client's socket timeout must exceed ``block_ms`` (see ``ivr.web.agent_sse``).
         """
         with dependency_errors("board read"):
-            reply: Any = self._client.xread({self.stream_key: after}, count=count, block=block_ms)
+            reply: Any = self._link.client.xread(
+                {self.stream_key: after}, count=count, block=block_ms
+            )
         events: list[BoardEvent] = []
         for _stream, entries in reply or []:
             for entry_id, fields in entries:

@@ -1,49 +1,159 @@
-"""Redis connections tuned for webhooks, plus helpers shared by the Redis stores.
+"""Redis connections for every topology, tuned for webhooks, and the stores' error helper.
 
 Twilio gives a webhook 15 s and the caller hears silence meanwhile, so a stuck Redis
 must cost a fraction of a second, after which the caller is routed to an agent as not
 identified (SPEC §6). Hence short socket timeouts, no retries (a retried EVALSHA could
-also count one PIN attempt twice) and a bounded pool that waits only as long as a
-socket would.
+count one PIN attempt twice) and a bounded pool that waits only as long as a socket
+would. :func:`open_link` opens the state Redis (``[redis] url``: standalone, Sentinel or
+Cluster, :mod:`ivr.store.redis_url`); :func:`open_client` opens one Redis for rq
+(``[queue] url``: standalone or Sentinel).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from importlib import resources
+from dataclasses import dataclass
 from typing import Any
 
 import redis
 from redis.backoff import NoBackoff
-from redis.commands.core import Script
+from redis.cluster import ClusterNode, RedisCluster
+from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.retry import Retry
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 from ivr.config import RedisSettings
 from ivr.exceptions import ConfigError, DependencyError
+from ivr.store.link import ClusterLink, Link, SingleLink
+from ivr.store.redis_url import RedisTarget, Topology, parse_redis_url
+from ivr.store.rounds import Durability
 
 # A pooled connection idle for longer is PINGed before use, so a half-open socket (NAT or
 # load balancer dropped it) fails fast instead of eating a caller's request.
 HEALTH_CHECK_INTERVAL_S = 30
 
 
-def connect(settings: RedisSettings, url: str | None = None) -> redis.Redis:
-    """A client for ``url`` (default ``settings.url``) that never blocks a webhook long."""
-    target = url or settings.url
-    if not target:
-        raise ConfigError("config: [redis] url is not set")
-    timeout = settings.socket_timeout_s
-    pool = redis.BlockingConnectionPool.from_url(
-        target,
-        max_connections=settings.max_connections,
-        timeout=timeout,  # wait for a free pooled connection
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=HEALTH_CHECK_INTERVAL_S,
-        retry=Retry(NoBackoff(), 0),
-        decode_responses=False,
-    )
-    return redis.Redis(connection_pool=pool)
+class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
+    """Sentinel's pool (asks the sentinels for the primary on every connect) with the
+    blocking pool's bound: beyond ``max_connections`` a request waits ``timeout`` for a
+    free connection instead of failing at once or opening ever more sockets."""
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Socket timeouts of one client: reads, and opening a connection."""
+
+    read_s: float
+    connect_s: float
+
+    @classmethod
+    def of(cls, settings: RedisSettings, read_s: float | None, connect_s: float | None) -> Timeouts:
+        """``[redis] socket_timeout_s`` unless a longer wait is asked for (blocking reads)."""
+        default = settings.socket_timeout_s
+        return cls(
+            default if read_s is None else read_s, default if connect_s is None else connect_s
+        )
+
+
+def open_link(
+    settings: RedisSettings,
+    *,
+    url: str | None = None,
+    socket_timeout_s: float | None = None,
+    connect_timeout_s: float | None = None,
+) -> Link:
+    """The state Redis at ``url`` (default ``[redis] url``); no I/O until first use."""
+    target = _target(url or settings.url, "[redis] url")
+    timeouts = Timeouts.of(settings, socket_timeout_s, connect_timeout_s)
+    durability = Durability(settings.replica_ack_timeout_ms)
+    if target.topology is Topology.CLUSTER:
+        return ClusterLink(lambda: _cluster(target, settings, timeouts), durability)
+    return SingleLink(_single(target, settings, timeouts), target.topology, durability)
+
+
+def open_client(
+    url: str,
+    settings: RedisSettings,
+    *,
+    key: str,
+    socket_timeout_s: float | None = None,
+    connect_timeout_s: float | None = None,
+) -> redis.Redis:
+    """One Redis (standalone, or a Sentinel group's primary) for ``url``, named ``key``."""
+    target = _target(url, key)
+    if target.topology is Topology.CLUSTER:
+        raise ConfigError(f"config: {key} must not be a cluster (rq needs one Redis)")
+    return _single(target, settings, Timeouts.of(settings, socket_timeout_s, connect_timeout_s))
+
+
+def close_client(client: redis.Redis) -> None:
+    """Close ``client`` and its pool: a client built on a pool it was handed does not own
+    it, so ``client.close()`` alone leaves the pool's sockets open."""
+    client.close()
+    client.connection_pool.disconnect()
+
+
+def _target(url: str, key: str) -> RedisTarget:
+    if not url:
+        raise ConfigError(f"config: {key} is not set")
+    return parse_redis_url(url, key)
+
+
+def _options(target: RedisTarget, timeouts: Timeouts) -> dict[str, Any]:
+    return {
+        "socket_timeout": timeouts.read_s,
+        "socket_connect_timeout": timeouts.connect_s,
+        "health_check_interval": HEALTH_CHECK_INTERVAL_S,
+        "retry": Retry(NoBackoff(), 0),
+        "decode_responses": False,
+        "username": target.username,
+        "password": target.password,
+    }
+
+
+def _single(target: RedisTarget, settings: RedisSettings, timeouts: Timeouts) -> redis.Redis:
+    options = _options(target, timeouts)
+    bound = {"max_connections": settings.max_connections, "timeout": settings.socket_timeout_s}
+    if target.topology is Topology.STANDALONE:
+        # Built from the parsed fields, never from_url: one parser decides what a URL means.
+        pool = redis.BlockingConnectionPool(**bound, **options, **_address(target))  # type: ignore[no-untyped-call]
+        return redis.Redis(connection_pool=pool)
+    sentinel_options = {
+        k: options[k] for k in ("socket_timeout", "socket_connect_timeout", "retry")
+    }
+    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+        list(target.nodes),
+        # The URL's credentials are the sentinels' too (the limits library's convention).
+        sentinel_kwargs={**sentinel_options, "username": target.username,
+                         "password": target.password},
+    )  # fmt: skip
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+        target.service_name or "", redis_class=redis.Redis,
+        connection_pool_class=BlockingSentinelPool, db=target.db, ssl=target.tls,
+        **bound, **options,
+    )  # fmt: skip
+    return client
+
+
+def _address(target: RedisTarget) -> dict[str, Any]:
+    """Where a standalone Redis listens, as connection-pool arguments."""
+    if target.unix_path is not None:
+        return {"connection_class": UnixDomainSocketConnection, "path": target.unix_path,
+                "db": target.db}  # fmt: skip
+    host, port = target.nodes[0]
+    connection = SSLConnection if target.tls else Connection
+    return {"connection_class": connection, "host": host, "port": port, "db": target.db}
+
+
+def _cluster(target: RedisTarget, settings: RedisSettings, timeouts: Timeouts) -> RedisCluster:
+    options = _options(target, timeouts)
+    options.pop("retry")  # RedisCluster takes its retry policy as its own argument
+    return RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],  # type: ignore[no-untyped-call]
+        retry=Retry(NoBackoff(), 0), require_full_coverage=False, ssl=target.tls,
+        max_connections=settings.max_connections, **options,
+    )  # fmt: skip
 
 
 @contextmanager
@@ -55,56 +165,12 @@ def dependency_errors(operation: str) -> Iterator[None]:
     """
     try:
         yield
+    except DependencyError:
+        raise
     except (redis.RedisError, OSError) as exc:
         raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
-
-
-def round_trip(client: redis.Redis, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
-    """Send ``commands`` on one pooled connection and read every reply: one round trip.
-
-    The webhooks' few Redis round trips are most of their CPU; redis-py's Pipeline (and
-    even a plain command) adds ~15-25 µs of set-up, retry and tracing hooks per round
-    trip on top of packing and the socket calls, measured here. Replies are as Redis sent
-    them (no response callbacks: ``SET`` gives ``b"OK"``); an error reply is returned as
-    its exception object, like ``execute(raise_on_error=False)``. A connection failure
-    drops the socket, so the pool never hands out one with unread replies.
-    """
-    pool = client.connection_pool
-    conn = pool.get_connection()
-    try:
-        conn.send_packed_command(conn.pack_commands(commands))  # type: ignore[no-untyped-call]
-        return [_reply(conn) for _ in commands]
-    except BaseException:
-        conn.disconnect()  # type: ignore[no-untyped-call]
-        raise
-    finally:
-        pool.release(conn)
-
-
-def _reply(conn: redis.connection.AbstractConnection) -> Any:
-    try:
-        return conn.read_response()
-    except redis.ResponseError as exc:  # an error reply; the connection is still in sync
-        return exc
 
 
 def text(value: Any) -> str:
     """A Redis reply value as text (replies are bytes: decode_responses is off)."""
     return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
-
-
-def close(client: redis.Redis) -> None:
-    """Close ``client`` and its pool: a client built on a pool it was handed does not own
-    it, so ``client.close()`` alone leaves the pool's sockets open."""
-    client.close()
-    client.connection_pool.disconnect()
-
-
-def script_source(name: str) -> str:
-    """The text of the Lua script ``ivr/store/<name>``."""
-    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
-
-
-def load_script(client: redis.Redis, name: str) -> Script:
-    """Register the Lua script ``ivr/store/<name>`` (no I/O: it is sent on first use)."""
-    return client.register_script(script_source(name))

@@ -141,7 +141,7 @@ def login() -> BaseResponse:
         return page("agent/login.html", next=_next_arg())
     username = request.form.get("username", "").strip()
     services = current.services
-    throttle = LoginThrottle(services.redis, services.hasher, services.settings.redis.key_prefix)
+    throttle = LoginThrottle(services.link, services.hasher, services.keys)
     if throttle.blocked(username):
         log.warning("console login refused: too many failures for this username")
         return page("agent/login.html", 429, error="login_throttled", next=_next_arg())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -12,8 +11,7 @@ from flask import Response, current_app, render_template, session
 
 from ivr.services import Services
 from ivr.store.events import EventStore
-from ivr.store.redis_client import close as close_redis
-from ivr.store.redis_client import connect
+from ivr.store.redis_client import open_link
 from ivr.web import agent_text
 from ivr.web.agent_auth import AgentDirectory
 from ivr.web.agent_sse import StreamLimits
@@ -38,10 +36,8 @@ class Console:
 
 def make_console(services: Services, limits: StreamLimits) -> Console:
     """The console for ``services``; opens no connection yet."""
-    redis_settings = services.settings.redis
-    ttl, prefix = redis_settings.call_ttl_s, redis_settings.key_prefix
     directory = AgentDirectory(services.settings.console)
-    board = EventStore(services.redis, ttl, prefix)
+    board = EventStore(services.link, services.keys, services.settings.redis.call_ttl_s)
     return Console(services, directory, board, _feed_opener(services, limits), limits)
 
 
@@ -53,16 +49,10 @@ def _feed_opener(services: Services, limits: StreamLimits) -> FeedOpener:
     """
     redis_settings = services.settings.redis
     timeout = redis_settings.socket_timeout_s + limits.block_ms / 1000 + FEED_SOCKET_SLACK_S
-    feed_settings = dataclasses.replace(redis_settings, socket_timeout_s=timeout)
 
     def open_feed() -> tuple[EventStore, Callable[[], None]]:
-        client = connect(feed_settings)
-
-        def close() -> None:
-            close_redis(client)
-
-        ttl, prefix = redis_settings.call_ttl_s, redis_settings.key_prefix
-        return EventStore(client, ttl, prefix), close
+        link = open_link(redis_settings, socket_timeout_s=timeout)
+        return EventStore(link, services.keys, redis_settings.call_ttl_s), link.close
 
     return open_feed
 

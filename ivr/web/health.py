@@ -6,6 +6,7 @@ from flask import Blueprint, Response, current_app, jsonify
 
 from ivr.exceptions import DependencyError
 from ivr.services import Services
+from ivr.store.redis_health import eviction_problem
 
 bp = Blueprint("health", __name__)
 
@@ -18,13 +19,16 @@ def healthz() -> Response:
 
 @bp.get("/readyz")
 def readyz() -> Response:
-    """Readiness: Redis and the PIN store answer; also the global PIN-failure rate."""
+    """Readiness: every Redis primary and the PIN store answer, no Redis may evict lockout
+    keys; also the global PIN-failure rate."""
     services: Services = current_app.extensions["ivr"]
     checks: dict[str, object] = {}
     ready = True
     try:
-        services.redis.ping()
-        checks["redis"] = "ok"
+        # INFO on every primary: reachability and the eviction policy in one look.
+        problem = eviction_problem(services.link, services.settings.redis)
+        checks["redis"] = "ok" if problem is None else "unsafe maxmemory-policy"
+        ready = problem is None
         failures = services.lockout.failures_last_minute()
         checks["pin_failures_last_minute"] = failures
         checks["pin_failure_alert"] = failures >= services.settings.lockout.global_alert_per_minute

@@ -17,7 +17,6 @@ from prometheus_client.multiprocess import MultiProcessCollector
 
 from ivr.metrics import LiveCollector, Metrics
 from ivr.services import Services
-from ivr.store.audit_journal import AuditJournal
 from ivr.web import api
 
 bp = Blueprint("metrics", __name__)
@@ -38,9 +37,9 @@ def init_app(app: Flask, services: Services) -> None:
     registry.register(
         LiveCollector(
             services.lockout,
-            services.redis,
+            services.queue,
             services.settings.lockout.global_alert_per_minute,
-            AuditJournal(services.redis, services.settings.redis.key_prefix),
+            services.journal,
         )  # fmt: skip
     )
     app.extensions[REGISTRY_KEY] = registry

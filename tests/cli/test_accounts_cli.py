@@ -14,6 +14,8 @@ from ivr.config import LockoutSettings, PinStoreSettings, RedisSettings, Setting
 from ivr.exceptions import DependencyError
 from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
 from ivr.store.lockout import AttemptStatus, Lockout
 from ivr.store.pins import Account, PinStore, create_engine
 from tests.cli.helpers import assert_one_line_error
@@ -130,10 +132,10 @@ def test_unlock_unreachable_redis(tmp_path: Path) -> None:
     assert_one_line_error(run(settings, "unlock", "1001"), "redis")
 
 
-def lock_account(settings: Settings, client: redis.Redis, number: str) -> Lockout:
+def lock_account(settings: Settings, link: Link, number: str) -> Lockout:
     """Fail PIN entry on ``number`` until it is locked; return the Lockout used."""
     hasher = PinHasher.from_settings(settings.pin_store)
-    lockout = Lockout(client, settings.lockout, settings.redis.key_prefix)
+    lockout = Lockout(link, KeyLayout(settings.redis.key_prefix), settings.lockout)
     subject = hasher.subject("account", number)
     for _ in range(settings.lockout.account_max_failures):
         assert lockout.begin(subject, None).allowed
@@ -147,11 +149,11 @@ def is_locked(settings: Settings, lockout: Lockout, number: str) -> bool:
 
 
 def test_unlock_lifts_the_lockout(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, link: Link
 ) -> None:
     """unlock lifts a real lockout in Redis so the account may enter its PIN again."""
     settings = make_settings(tmp_path, redis_url)
-    lockout = lock_account(settings, redis_client, "1001")
+    lockout = lock_account(settings, link, "1001")
     assert is_locked(settings, lockout, "1001")
     result = run(settings, "unlock", "1001")
     assert result.exit_code == 0, result.output
@@ -161,10 +163,12 @@ def test_unlock_lifts_the_lockout(
     assert again.exit_code == 0 and "no lockout" in again.stdout
 
 
-def test_unlock_is_audited(tmp_path: Path, redis_url: str, redis_client: redis.Redis) -> None:
+def test_unlock_is_audited(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, link: Link
+) -> None:
     """Every CLI unlock leaves an audit row naming the operator and the source."""
     settings = make_settings(tmp_path, redis_url)
-    lock_account(settings, redis_client, "1001")
+    lock_account(settings, link, "1001")
     assert run(settings, "unlock", "1001").exit_code == 0
     audit = AuditStore(create_engine(settings.pin_store.url, 1.0))
     rows = list(audit.export(datetime.now(UTC) - timedelta(minutes=5)))
@@ -174,11 +178,15 @@ def test_unlock_is_audited(tmp_path: Path, redis_url: str, redis_client: redis.R
 
 
 def test_no_unlock_without_audit(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path,
+    redis_url: str,
+    redis_client: redis.Redis,
+    link: Link,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """If the unlock cannot be audited the account stays locked and the error is one line."""
     settings = make_settings(tmp_path, redis_url)
-    lockout = lock_account(settings, redis_client, "1001")
+    lockout = lock_account(settings, link, "1001")
 
     def broken(*args: object, **kwargs: object) -> None:
         raise DependencyError("audit store failed: disk I/O error")
@@ -189,22 +197,22 @@ def test_no_unlock_without_audit(
 
 
 def test_redis_never_sees_the_customer_number(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, link: Link
 ) -> None:
     """Lockout keys carry the keyed subject, never the customer number in clear."""
     settings = make_settings(tmp_path, redis_url)
-    lock_account(settings, redis_client, "4711")
+    lock_account(settings, link, "4711")
     keys = [k.decode() if isinstance(k, bytes) else k for k in redis_client.keys("*")]
     assert keys and not any("4711" in key for key in keys)
 
 
 def test_delete_clears_the_lockout(
-    tmp_path: Path, redis_url: str, redis_client: redis.Redis
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, link: Link
 ) -> None:
     """Deleting an account also lifts its lockout."""
     settings = make_settings(tmp_path, redis_url)
     run(settings, "import", str(write(tmp_path, GOOD_CSV)))
-    lockout = lock_account(settings, redis_client, "1001")
+    lockout = lock_account(settings, link, "1001")
     result = run(settings, "delete", "1001")
     assert result.exit_code == 0, result.output
     assert "cleared the lockout of account 1001" in result.stdout

@@ -15,7 +15,6 @@ from ivr.cli.worker import worker
 from ivr.config import RedisSettings, Settings
 from ivr.services import Services
 from ivr.store.audit import AuditStore
-from ivr.store.audit_journal import AuditJournal
 from tests.cli.helpers import assert_one_line_error
 from tests.redis_server import free_port
 from tests.workers.conftest import add_attempt
@@ -27,8 +26,7 @@ def invoke(settings: Settings, *args: str) -> Result:
 
 def test_burst_runs_the_waiting_jobs(settings: Settings, services: Services) -> None:
     """``ivr worker --burst`` writes the journalled attempts to SQL and exits 0."""
-    journal = AuditJournal(services.redis, settings.redis.key_prefix)
-    add_attempt(journal, services.redis, "CA" + "5" * 32, "verified")
+    add_attempt(services.journal, services.link, "CA" + "5" * 32, "verified")
     result = invoke(settings, "--burst", "--queue", "audit")
     assert result.exit_code == 0, result.output
     assert AuditStore(services.pins.engine).count() == 1

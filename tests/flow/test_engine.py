@@ -452,30 +452,3 @@ def test_pin_is_never_kept() -> None:
             assert not any(pin in text for text in visible), (pin, step)
     needs = [step.need for step in steps if isinstance(step.need, VerifyPin)]
     assert [need.pin for need in needs] == ["4815", "2342", PIN]
-
-
-@pytest.mark.parametrize(
-    ("node", "digits", "expected"),
-    [
-        ("pin", "1234", True),
-        ("pin", "1234#", True),  # the # that ends a Gather is not part of the PIN
-        ("pin", "123", False),
-        ("pin", "12345", False),
-        ("pin", "12a4", False),
-        ("pin", None, False),
-        ("menu", "1234", False),
-        ("number", "1234", False),
-        ("no-such-node", "1234", False),
-    ],
-)
-def test_submits_pin(node: str, digits: str | None, expected: bool) -> None:
-    """submits_pin is true exactly for a complete PIN answering a PIN prompt."""
-    assert engine.submits_pin(FLOW, node, digits) is expected
-
-
-def test_submits_pin_agrees_with_the_verify_need() -> None:
-    """Where submits_pin holds and the call is at that prompt, the engine asks to verify."""
-    state = at_pin().state
-    for digits in ("1234", "1234#", "123", "12a4"):
-        step = engine.advance(FLOW, state, Digits("pin", state.seq, digits))
-        assert isinstance(step.need, VerifyPin) is engine.submits_pin(FLOW, "pin", digits)

@@ -17,7 +17,9 @@ from ivr.flow.actions import Reason
 from ivr.flow.state import CallState
 from ivr.store.calls import CallStore
 from ivr.store.events import EventStore, parse_id
-from ivr.store.redis_client import connect
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
+from ivr.store.redis_client import open_link
 from tests.redis_server import free_port
 
 TTL = 600
@@ -33,8 +35,8 @@ def payload(n: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-def store(redis_client: redis.Redis) -> EventStore:
-    return EventStore(redis_client, TTL)
+def store(link: Link, keys: KeyLayout) -> EventStore:
+    return EventStore(link, keys, TTL)
 
 
 def test_snapshot_is_newest_first_with_tip(store: EventStore) -> None:
@@ -71,15 +73,15 @@ def test_read_wakes_up_for_a_new_event(store: EventStore, redis_url: str) -> Non
     tip = store.publish(sid(1), payload(1), NOW, False, NOW)
     assert tip is not None
     got: list[Any] = []
-    reader_client = redis.Redis.from_url(redis_url, socket_timeout=10)
-    reader_store = EventStore(reader_client, TTL)
+    reader_link = open_link(RedisSettings(url=redis_url), socket_timeout_s=10)
+    reader_store = EventStore(reader_link, KeyLayout(), TTL)
     reader = threading.Thread(target=lambda: got.extend(reader_store.read(tip, 5000)))
     reader.start()
     time.sleep(0.05)  # let it block first (if not, read() returns the event anyway)
     published = store.publish(sid(2), payload(2), NOW, False, NOW)
     reader.join(timeout=5)
     assert [e.id for e in got] == [published]
-    reader_client.close()
+    reader_link.close()
 
 
 def test_ended_call_leaves_and_stays_off(store: EventStore) -> None:
@@ -91,9 +93,9 @@ def test_ended_call_leaves_and_stays_off(store: EventStore) -> None:
     assert store.snapshot().calls == ()
 
 
-def test_board_is_capped_and_old_calls_go(redis_client: redis.Redis) -> None:
+def test_board_is_capped_and_old_calls_go(link: Link, redis_client: redis.Redis) -> None:
     """At most board_max calls are kept; calls older than the TTL are dropped."""
-    store = EventStore(redis_client, TTL, board_max=3)
+    store = EventStore(link, KeyLayout(), TTL, board_max=3)
     store.publish(sid(99), payload(99), NOW - TTL - 5, False, NOW - TTL - 5)
     for n in range(5):
         store.publish(sid(n), payload(n), NOW + n, False, NOW + n)
@@ -102,9 +104,9 @@ def test_board_is_capped_and_old_calls_go(redis_client: redis.Redis) -> None:
     assert redis_client.hlen(store.latest_key) == 3 and redis_client.zcard(store.index_key) == 3
 
 
-def test_stream_is_trimmed(redis_client: redis.Redis) -> None:
+def test_stream_is_trimmed(link: Link, redis_client: redis.Redis) -> None:
     """The stream does not grow without bound (approximate MAXLEN)."""
-    store = EventStore(redis_client, TTL, stream_maxlen=10)
+    store = EventStore(link, KeyLayout(), TTL, stream_maxlen=10)
     for n in range(400):
         store.publish(sid(n % 7), payload(n % 7), NOW, False, NOW)
     assert redis_client.xlen(store.stream_key) < 400
@@ -114,7 +116,7 @@ def test_every_key_expires(store: EventStore, redis_client: redis.Redis) -> None
     """All four board keys carry a TTL, refreshed by each write."""
     store.publish(sid(1), payload(1), NOW, False, NOW)
     store.publish(sid(2), payload(2), NOW, True, NOW)
-    keys = [store.stream_key, store.index_key, store.latest_key, store.ended_key]
+    keys = list(KeyLayout().board.all())
     for key in keys:
         assert 0 < redis_client.ttl(key) <= TTL, key
     found: Any = redis_client.keys("*")
@@ -123,8 +125,8 @@ def test_every_key_expires(store: EventStore, redis_client: redis.Redis) -> None
 
 def test_redis_down_is_a_dependency_error() -> None:
     """Every operation turns a dead Redis into DependencyError, naming no URL."""
-    client = connect(RedisSettings(), url=f"redis://127.0.0.1:{free_port()}/0")
-    store = EventStore(client, TTL)
+    dead = open_link(RedisSettings(), url=f"redis://127.0.0.1:{free_port()}/0")
+    store = EventStore(dead, KeyLayout(), TTL)
     for operation in (
         lambda: store.publish(sid(1), payload(1), NOW, False, NOW),
         store.snapshot,
@@ -134,7 +136,7 @@ def test_redis_down_is_a_dependency_error() -> None:
         with pytest.raises(DependencyError) as info:
             operation()
         assert "127.0.0.1" not in str(info.value)
-    client.connection_pool.disconnect()
+    dead.close()
 
 
 @pytest.mark.parametrize(
@@ -169,10 +171,10 @@ def test_payload_is_the_screen_pop() -> None:
     assert started_epoch(dataclasses.replace(STATE, started_at="junk"), 5.0) == 5.0
 
 
-def test_observer_publishes_changes_and_status(redis_client: redis.Redis) -> None:
+def test_observer_publishes_changes_and_status(link: Link, redis_client: redis.Redis) -> None:
     """Saved changes publish the call; a final status takes it off the board."""
-    calls = CallStore(redis_client, TTL)
-    store = EventStore(redis_client, TTL)
+    calls = CallStore(link, KeyLayout(), TTL)
+    store = EventStore(link, KeyLayout(), TTL)
     observer = BoardObserver(store, clock=lambda: 1_893_492_010.0)  # 10 s in
     assert calls.create(STATE)
     observer.call_changed(STATE, None, None)

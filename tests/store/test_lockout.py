@@ -1,4 +1,4 @@
-"""Lockout counters against a real Redis: limits, resets, races, TTLs (SPEC §5)."""
+"""Lockout counters against a real Redis: limits, settlement, races, TTLs (SPEC §5)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import hmac
 import time
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -13,9 +14,10 @@ import pytest
 import redis
 
 from ivr.config import LockoutSettings, RedisSettings
-from ivr.store import lockout as lockout_module
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
 from ivr.store.lockout import Attempt, AttemptStatus, Lockout
-from ivr.store.redis_client import connect
+from ivr.store.redis_client import open_link
 from tests.racing import race
 
 BASE = LockoutSettings(
@@ -27,171 +29,190 @@ BASE = LockoutSettings(
     caller_lock_s=3600,
     global_alert_per_minute=3,
 )
+ALLOWED = AttemptStatus.ALLOWED
+ACCOUNT_LOCKED = AttemptStatus.ACCOUNT_LOCKED
+CALLER_LOCKED = AttemptStatus.CALLER_LOCKED
 
 
-@pytest.fixture(autouse=True, params=[True, False], ids=["one-script", "per-slot"])
-def lockout_mode(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run every test against both ways of counting: one script, or one per Cluster slot."""
-    single = bool(request.param)
+@dataclass
+class Counter:
+    """A lockout and its link: submissions judged as the PIN gate judges them."""
 
-    class Forced(lockout_module.Lockout):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, single_script=single, **kwargs)
+    lockout: Lockout
+    link: Link
 
-    monkeypatch.setitem(globals(), "Lockout", Forced)
+    def wrong(self, account: str, caller: str | None) -> Attempt:
+        """A submission whose PIN is wrong (or that was refused), settled like the gate does."""
+        attempt = self.lockout.begin(account, caller)
+        self.link.send(self.lockout.settle(attempt, verified=False), "test settle")
+        return attempt
+
+    def right(self, attempt: Attempt) -> None:
+        """``attempt`` (allowed) turned out right: settle it as verified."""
+        self.link.send(self.lockout.settle(attempt, verified=True), "test settle")
 
 
-def make(client: redis.Redis, **changes: Any) -> Lockout:
-    return Lockout(client, dataclasses.replace(BASE, **changes))
+def make(link: Link, prefix: str = "ivr", **changes: Any) -> Counter:
+    return Counter(Lockout(link, KeyLayout(prefix), dataclasses.replace(BASE, **changes)), link)
 
 
 def statuses(attempts: list[Attempt]) -> list[AttemptStatus]:
     return [a.status for a in attempts]
 
 
-ALLOWED = AttemptStatus.ALLOWED
-ACCOUNT_LOCKED = AttemptStatus.ACCOUNT_LOCKED
-CALLER_LOCKED = AttemptStatus.CALLER_LOCKED
-
-
-def test_exactly_max_attempts_evaluated_then_locked(redis_client: redis.Redis) -> None:
+def test_exactly_max_attempts_evaluated_then_locked(link: Link) -> None:
     """An account allows exactly account_max_failures submissions; the last one locks it."""
-    lockout = make(redis_client)
-    attempts = [lockout.begin("acct-a", f"caller-{i}") for i in range(7)]
+    c = make(link)
+    attempts = [c.wrong("acct-a", f"caller-{i}") for i in range(7)]
     assert statuses(attempts) == [ALLOWED] * 5 + [ACCOUNT_LOCKED] * 2
     assert [a.locked_now for a in attempts] == [False] * 4 + [True] + [False] * 2
     assert [a.allowed for a in attempts] == [True] * 5 + [False] * 2
-    assert 1790 < lockout.account_lock_ttl("acct-a") <= 1800
+    assert 1790 < c.lockout.account_lock_ttl("acct-a") <= 1800
 
 
-def test_lock_refuses_every_later_attempt(redis_client: redis.Redis) -> None:
+def test_lock_refuses_every_later_attempt(link: Link) -> None:
     """While locked, every submission is refused before comparison, so even the right PIN."""
-    lockout = make(redis_client)
+    c = make(link)
     for i in range(5):
-        lockout.begin("acct-a", f"caller-{i}")
-    later = [lockout.begin("acct-a", "caller-new") for _ in range(20)]
+        c.wrong("acct-a", f"caller-{i}")
+    later = [c.wrong("acct-a", "caller-new") for _ in range(20)]
     assert set(statuses(later)) == {ACCOUNT_LOCKED}
     assert not any(a.locked_now for a in later)
 
 
-def test_other_accounts_unaffected_by_a_lock(redis_client: redis.Redis) -> None:
+def test_other_accounts_unaffected_by_a_lock(link: Link) -> None:
     """Locking one account leaves other accounts' budgets untouched."""
-    lockout = make(redis_client)
+    c = make(link)
     for _ in range(5):
-        lockout.begin("acct-a", "caller")
-    assert lockout.begin("acct-b", "caller").allowed
-    assert lockout.account_lock_ttl("acct-b") == 0
+        c.wrong("acct-a", "caller")
+    assert c.wrong("acct-b", "caller").allowed
+    assert c.lockout.account_lock_ttl("acct-b") == 0
 
 
-def test_lock_expires_after_lock_s(redis_client: redis.Redis) -> None:
+def test_lock_expires_after_lock_s(link: Link) -> None:
     """After account_lock_s the account gets a fresh full budget of attempts."""
-    lockout = make(redis_client, account_lock_s=1)
+    c = make(link, account_lock_s=1)
     for _ in range(5):
-        lockout.begin("acct-a", "caller")
-    assert lockout.begin("acct-a", "caller").status is ACCOUNT_LOCKED
+        c.wrong("acct-a", "caller")
+    assert c.wrong("acct-a", "caller").status is ACCOUNT_LOCKED
     time.sleep(1.2)
-    assert lockout.account_lock_ttl("acct-a") == 0
-    again = [lockout.begin("acct-a", "caller") for _ in range(6)]
+    assert c.lockout.account_lock_ttl("acct-a") == 0
+    again = [c.wrong("acct-a", "caller") for _ in range(6)]
     assert statuses(again) == [ALLOWED] * 5 + [ACCOUNT_LOCKED]
 
 
-def test_success_resets_account_failures(redis_client: redis.Redis) -> None:
+def test_success_resets_account_failures(link: Link) -> None:
     """A right PIN resets the account's count, so failures must be consecutive to lock."""
-    lockout = make(redis_client)
+    c = make(link)
     for _ in range(4):
-        lockout.begin("acct-a", "caller")
-    assert lockout.begin("acct-a", "caller").allowed
-    lockout.succeeded("acct-a", "caller")
-    after = [lockout.begin("acct-a", "caller") for _ in range(6)]
+        c.wrong("acct-a", "caller")
+    attempt = c.lockout.begin("acct-a", "caller")
+    assert attempt.allowed
+    c.right(attempt)
+    after = [c.wrong("acct-a", "caller") for _ in range(6)]
     assert statuses(after) == [ALLOWED] * 5 + [ACCOUNT_LOCKED]
 
 
-def test_success_clears_the_preemptive_lock(redis_client: redis.Redis) -> None:
+def test_success_clears_the_preemptive_lock(link: Link) -> None:
     """If the locking (last allowed) submission was right, the account is usable again."""
-    lockout = make(redis_client)
-    attempts = [lockout.begin("acct-a", "caller") for _ in range(5)]
+    c = make(link)
+    attempts = [c.lockout.begin("acct-a", "caller") for _ in range(5)]
     assert attempts[-1].locked_now and attempts[-1].allowed
-    assert lockout.begin("acct-a", "other").status is ACCOUNT_LOCKED
-    lockout.succeeded("acct-a", "caller")
-    assert lockout.account_lock_ttl("acct-a") == 0
-    assert lockout.begin("acct-a", "caller").allowed
+    assert c.wrong("acct-a", "other").status is ACCOUNT_LOCKED
+    c.right(attempts[-1])
+    assert c.lockout.account_lock_ttl("acct-a") == 0
+    assert c.wrong("acct-a", "caller").allowed
 
 
-def test_window_expiry_resets_count(redis_client: redis.Redis) -> None:
+def test_window_expiry_resets_count(link: Link) -> None:
     """Failures older than account_window_s no longer count towards the lock."""
-    lockout = make(redis_client, account_window_s=1)
+    c = make(link, account_window_s=1)
     for _ in range(4):
-        lockout.begin("acct-a", "caller")
+        c.wrong("acct-a", "caller")
     time.sleep(1.2)
-    after = [lockout.begin("acct-a", "caller") for _ in range(6)]
+    after = [c.wrong("acct-a", "caller") for _ in range(6)]
     assert statuses(after) == [ALLOWED] * 5 + [ACCOUNT_LOCKED]
 
 
-def test_unlock_account(redis_client: redis.Redis) -> None:
+def test_unlock_account(link: Link) -> None:
     """An operator unlock lifts the lock and the count; it reports whether anything existed."""
-    lockout = make(redis_client)
-    assert lockout.unlock_account("acct-a") is False
+    c = make(link)
+    assert c.lockout.unlock_account("acct-a") is False
     for _ in range(5):
-        lockout.begin("acct-a", "caller")
-    assert lockout.unlock_account("acct-a") is True
-    assert lockout.account_lock_ttl("acct-a") == 0
-    assert statuses([lockout.begin("acct-a", "caller") for _ in range(5)]) == [ALLOWED] * 5
+        c.wrong("acct-a", "caller")
+    assert c.lockout.unlock_account("acct-a") is True
+    assert c.lockout.account_lock_ttl("acct-a") == 0
+    assert statuses([c.wrong("acct-a", "caller") for _ in range(5)]) == [ALLOWED] * 5
 
 
-def test_caller_spraying_across_accounts_is_blocked(redis_client: redis.Redis) -> None:
-    """One number trying many accounts is blocked after caller_max_failures, accounts untouched."""
-    lockout = make(redis_client, caller_max_failures=3)
-    attempts = [lockout.begin(f"acct-{i}", "sprayer") for i in range(8)]
+def test_caller_spraying_across_accounts_is_blocked(link: Link, redis_client: redis.Redis) -> None:
+    """One number trying many accounts is blocked after caller_max_failures, and the
+    accounts it tried once blocked keep no failure of it."""
+    c = make(link, caller_max_failures=3)
+    attempts = [c.wrong(f"acct-{i}", "sprayer") for i in range(8)]
     assert statuses(attempts) == [ALLOWED] * 3 + [CALLER_LOCKED] * 5
     assert not any(a.locked_now for a in attempts)
     untouched = [k for k in redis_client.scan_iter("ivr:acct:*") if b"{acct-5}" in k]
     assert untouched == []
-    assert lockout.begin("acct-7", "someone-else").allowed
+    assert c.wrong("acct-7", "someone-else").allowed
 
 
-def test_caller_block_lifted_by_success_of_the_blocking_attempt(redis_client: redis.Redis) -> None:
+def test_blocked_caller_cannot_lock_an_account(link: Link) -> None:
+    """A blocked number hammering one account never locks it for its real owner."""
+    c = make(link, caller_max_failures=3)
+    for _ in range(3):
+        c.wrong("acct-a", "sprayer")  # 3 of the account's 5 failures
+    refused = [c.wrong("acct-a", "sprayer") for _ in range(10)]
+    assert set(statuses(refused)) == {CALLER_LOCKED}
+    assert c.lockout.account_lock_ttl("acct-a") == 0
+    owner = [c.wrong("acct-a", "owner") for _ in range(3)]
+    assert statuses(owner) == [ALLOWED, ALLOWED, ACCOUNT_LOCKED]
+
+
+def test_caller_block_lifted_by_success_of_the_blocking_attempt(link: Link) -> None:
     """If the submission that reached caller_max_failures was right, the number is not blocked."""
-    lockout = make(redis_client, caller_max_failures=3)
-    for i in range(3):
-        assert lockout.begin(f"acct-{i}", "caller").allowed
-    lockout.succeeded("acct-2", "caller")
-    assert lockout.begin("acct-3", "caller").allowed
-    assert lockout.begin("acct-4", "caller").status is CALLER_LOCKED
+    c = make(link, caller_max_failures=3)
+    for i in range(2):
+        assert c.wrong(f"acct-{i}", "caller").allowed
+    last = c.lockout.begin("acct-2", "caller")
+    assert last.allowed
+    c.right(last)
+    assert c.wrong("acct-3", "caller").allowed
+    assert c.wrong("acct-4", "caller").status is CALLER_LOCKED
 
 
-def test_caller_block_expires_after_caller_lock_s(redis_client: redis.Redis) -> None:
+def test_caller_block_expires_after_caller_lock_s(link: Link) -> None:
     """A blocked number may enter PINs again after caller_lock_s, with a fresh budget."""
-    lockout = make(redis_client, caller_max_failures=2, caller_lock_s=1)
+    c = make(link, caller_max_failures=2, caller_lock_s=1)
     for i in range(3):
-        lockout.begin(f"acct-{i}", "caller")
+        c.wrong(f"acct-{i}", "caller")
     time.sleep(1.2)
-    after = [lockout.begin(f"acct-{i}", "caller") for i in range(3)]
+    after = [c.wrong(f"acct-{i}", "caller") for i in range(3)]
     assert statuses(after) == [ALLOWED, ALLOWED, CALLER_LOCKED]
 
 
-def test_withheld_callers_share_one_bucket(redis_client: redis.Redis) -> None:
-    """All withheld numbers (caller_key None) share one caller budget; named callers do not."""
-    lockout = make(redis_client, caller_max_failures=3)
-    attempts = [lockout.begin(f"acct-{i}", None) for i in range(5)]
+def test_withheld_callers_share_one_bucket(link: Link) -> None:
+    """All withheld numbers (caller None) share one caller budget; named callers do not."""
+    c = make(link, caller_max_failures=3)
+    attempts = [c.wrong(f"acct-{i}", None) for i in range(5)]
     assert statuses(attempts) == [ALLOWED] * 3 + [CALLER_LOCKED] * 2
-    assert lockout.begin("acct-9", "named-caller").allowed
+    assert c.wrong("acct-9", "named-caller").allowed
 
 
 def _race(
     redis_url: str, settings: LockoutSettings, calls: list[tuple[str, str | None]]
 ) -> list[Attempt]:
-    """Run begin() for each (account, caller) at once, each thread on its own connection."""
-    clients = [connect(RedisSettings(socket_timeout_s=5), redis_url) for _ in calls]
-    lockouts = [Lockout(client, settings) for client in clients]
+    """Run each (account, caller) submission at once, each thread on its own connection."""
+    links = [open_link(RedisSettings(url=redis_url, socket_timeout_s=5)) for _ in calls]
+    counters = [Counter(Lockout(lk, KeyLayout("ivr"), settings), lk) for lk in links]
 
     def connect_first(i: int) -> None:
-        clients[i].ping()  # connect before the start line so the scripts really race
+        links[i].client.ping()  # connect before the start line so the scripts really race
 
-    results = race(
-        [partial(lockouts[i].begin, *calls[i]) for i in range(len(calls))], connect_first
-    )
-    for c in clients:
-        c.close()
+    results = race([partial(counters[i].wrong, *calls[i]) for i in range(len(calls))],
+                   connect_first)  # fmt: skip
+    for lk in links:
+        lk.close()
     return results
 
 
@@ -219,34 +240,33 @@ def test_parallel_attempts_never_exceed_caller_limit(
     assert sum(r.status is CALLER_LOCKED for r in results) == 16
 
 
-def test_global_failure_counter(redis_client: redis.Redis) -> None:
+def test_global_failure_counter(link: Link) -> None:
     """Every submission counts globally until it succeeds; the alert fires at the threshold."""
-    lockout = make(redis_client)
-    assert lockout.failures_last_minute() == 0
-    lockout.begin("acct-a", "c1")
-    lockout.begin("acct-b", "c2")
-    assert lockout.failures_last_minute() == 2
-    assert lockout.global_alert() is False
-    lockout.begin("acct-c", "c3")
-    assert lockout.failures_last_minute() == 3
-    assert lockout.global_alert() is True
-    lockout.succeeded("acct-c", "c3")
-    assert lockout.failures_last_minute() == 2
+    c = make(link)
+    assert c.lockout.failures_last_minute() == 0
+    c.wrong("acct-a", "c1")
+    c.wrong("acct-b", "c2")
+    assert c.lockout.failures_last_minute() == 2
+    assert c.lockout.global_alert() is False
+    third = c.lockout.begin("acct-c", "c3")
+    assert c.lockout.failures_last_minute() == 3
+    assert c.lockout.global_alert() is True
+    c.right(third)
+    assert c.lockout.failures_last_minute() == 2
     for _ in range(5):
-        lockout.succeeded("acct-c", "c3")
-    assert lockout.failures_last_minute() == 0  # never below zero
+        c.right(third)
+    assert c.lockout.failures_last_minute() == 0  # never below zero
 
 
-def test_every_key_written_has_a_ttl(redis_client: redis.Redis) -> None:
+def test_every_key_written_has_a_ttl(link: Link, redis_client: redis.Redis) -> None:
     """Every key the lockout writes expires on its own (no unbounded growth)."""
-    lockout = make(redis_client, caller_max_failures=3)
+    c = make(link, caller_max_failures=3)
     for i in range(6):
-        lockout.begin("acct-a", "caller-x")
-        lockout.begin(f"acct-{i}", None)
-    lockout.begin("acct-b", "caller-y")
-    lockout.succeeded("acct-b", "caller-y")
+        c.wrong("acct-a", "caller-x")
+        c.wrong(f"acct-{i}", None)
+    c.right(c.lockout.begin("acct-b", "caller-y"))
     for i in range(5):
-        lockout.begin("acct-c", f"caller-{i}")
+        c.wrong("acct-c", f"caller-{i}")
     keys = list(redis_client.scan_iter("*"))
     kinds = {k.split(b":")[1] + b":" + k.rsplit(b":", 1)[1] for k in keys}
     assert {b"acct:fails", b"acct:lock", b"caller:fails", b"caller:block"} <= kinds
@@ -255,7 +275,7 @@ def test_every_key_written_has_a_ttl(redis_client: redis.Redis) -> None:
         assert redis_client.ttl(key) > 0, key
 
 
-def test_keys_and_values_hold_no_raw_input(redis_client: redis.Redis) -> None:
+def test_keys_and_values_hold_no_raw_input(link: Link, redis_client: redis.Redis) -> None:
     """Redis holds only the caller's keyed-hash subjects: no PIN, phone or customer number."""
     pepper = b"test-pepper-0123456789"
     phone, customer, pin = "+4915112345678", "100042", "482913"
@@ -263,10 +283,10 @@ def test_keys_and_values_hold_no_raw_input(redis_client: redis.Redis) -> None:
     def subject(value: str) -> str:
         return hmac.new(pepper, value.encode(), hashlib.sha256).hexdigest()
 
-    lockout = make(redis_client)
+    c = make(link)
     for _ in range(6):
-        lockout.begin(subject(customer), subject(phone))
-    lockout.succeeded(subject(customer), subject(phone))
+        c.wrong(subject(customer), subject(phone))
+    c.right(c.lockout.begin(subject(customer), subject(phone)))
     for key in redis_client.scan_iter("*"):
         stored = key + b" " + (redis_client.get(key) or b"")
         for raw in (phone, phone.lstrip("+"), customer, pin):
@@ -274,34 +294,33 @@ def test_keys_and_values_hold_no_raw_input(redis_client: redis.Redis) -> None:
         assert key.startswith(b"ivr:")
 
 
-def test_custom_prefix_namespaces_keys(redis_client: redis.Redis) -> None:
+def test_custom_prefix_namespaces_keys(link: Link, redis_client: redis.Redis) -> None:
     """With another prefix all keys live under it, so two deployments can share a Redis."""
-    lockout = Lockout(redis_client, BASE, prefix="other")
-    lockout.begin("acct-a", "caller")
+    make(link, prefix="other").wrong("acct-a", "caller")
     keys = list(redis_client.scan_iter("*"))
     assert keys and all(k.startswith(b"other:") for k in keys)
 
 
-def test_subjects_with_braces_are_rejected(redis_client: redis.Redis) -> None:
+def test_subjects_with_braces_are_rejected(link: Link, redis_client: redis.Redis) -> None:
     """A subject that would break the hash tag is refused before anything is counted."""
-    lockout = make(redis_client)
+    c = make(link)
     with pytest.raises(ValueError):
-        lockout.begin("acct}{x", "caller")
+        c.wrong("acct}{x", "caller")
     with pytest.raises(ValueError):
-        lockout.begin("", "caller")
+        c.wrong("", "caller")
     assert list(redis_client.scan_iter("*")) == []
 
 
-def test_scripts_reload_after_script_flush(redis_client: redis.Redis) -> None:
+def test_scripts_reload_after_script_flush(link: Link, redis_client: redis.Redis) -> None:
     """After Redis forgets the scripts (restart, SCRIPT FLUSH) each submission counts once."""
-    lockout = make(redis_client)
-    lockout.begin("acct-a", "caller")
+    c = make(link)
+    c.wrong("acct-a", "caller")
     redis_client.script_flush()
-    lockout.begin("acct-a", "caller")
+    attempt = c.lockout.begin("acct-a", "caller")
     assert redis_client.get("ivr:acct:{acct-a}:fails") == b"2"
     assert redis_client.get("ivr:caller:{caller}:fails") == b"2"
-    assert lockout.failures_last_minute() == 2
+    assert c.lockout.failures_last_minute() == 2
     redis_client.script_flush()
-    lockout.succeeded("acct-a", "caller")
+    c.right(attempt)
     assert redis_client.get("ivr:acct:{acct-a}:fails") is None
     assert redis_client.get("ivr:caller:{caller}:fails") == b"1"

@@ -23,7 +23,7 @@ from ivr import create_app
 from ivr.config import Settings
 from ivr.services import Services
 from ivr.store.events import EventStore
-from ivr.store.redis_client import connect
+from ivr.store.redis_client import open_link
 from tests.conftest import ACCOUNTS, AUTH_TOKEN, SINGLE_OWNER
 from tests.redis_server import free_port
 from tests.twilio_phone import Call
@@ -218,11 +218,13 @@ def test_board_unavailable_is_503(
     app: Flask, agent_client: FlaskClient, services: Services
 ) -> None:
     """With Redis unreachable the board answers a 503 page, not a stack trace."""
-    dead = connect(services.settings.redis, url=f"redis://127.0.0.1:{free_port()}/0")
+    dead = open_link(services.settings.redis, url=f"redis://127.0.0.1:{free_port()}/0")
     console = app.extensions["ivr.agent"]
-    app.extensions["ivr.agent"] = dataclasses.replace(console, board=EventStore(dead, 60))
+    app.extensions["ivr.agent"] = dataclasses.replace(
+        console, board=EventStore(dead, services.keys, 60)
+    )
     response = agent_client.get("/agent")
     assert response.status_code == 503
     assert "Vorübergehend nicht verfügbar" in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
-    dead.connection_pool.disconnect()
+    dead.close()

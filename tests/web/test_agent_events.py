@@ -17,7 +17,9 @@ from werkzeug.test import TestResponse
 
 from ivr.config import RedisSettings
 from ivr.store.events import EventStore
-from ivr.store.redis_client import connect
+from ivr.store.keys import KeyLayout
+from ivr.store.link import Link
+from ivr.store.redis_client import open_link
 from ivr.web.agent_sse import Start, StreamLimits, event_stream, resolve_start
 from tests.conftest import SINGLE_OWNER
 from tests.redis_server import free_port
@@ -171,8 +173,8 @@ def test_redis_down_at_start(app: Flask, agent_client: FlaskClient, settings: An
     dead = settings.redis.url.rsplit(":", 1)[0] + f":{free_port()}/0"
 
     def open_dead() -> tuple[EventStore, Callable[[], None]]:
-        client = connect(settings.redis, url=dead)
-        return EventStore(client, 60), client.connection_pool.disconnect
+        dead_link = open_link(settings.redis, url=dead)
+        return EventStore(dead_link, KeyLayout(), 60), dead_link.close
 
     console = app.extensions["ivr.agent"]
     app.extensions["ivr.agent"] = dataclasses.replace(console, open_feed=open_dead)
@@ -180,31 +182,31 @@ def test_redis_down_at_start(app: Flask, agent_client: FlaskClient, settings: An
     assert response.status_code == 200 and response.get_data(as_text=True) == "retry: 4000\n\n"
 
 
-def test_generator_closes_on_lifetime_and_on_failure(redis_client: redis.Redis) -> None:
+def test_generator_closes_on_lifetime_and_on_failure(link: Link) -> None:
     """However a stream ends (lifetime, Redis failure) it releases its connection once."""
     closed: list[str] = []
-    feed = EventStore(redis_client, 60)
+    feed = EventStore(link, KeyLayout(), 60)
     start = Start("0-0", reset=False)
     limits = dataclasses.replace(FAST, lifetime_s=0.2, heartbeat_s=10)
     assert list(event_stream(feed, start, limits, lambda: closed.append("lifetime"))) == [
         "retry: 100\n\n"
     ]
-    dead_client = connect(RedisSettings(), url=f"redis://127.0.0.1:{free_port()}/0")
-    dead = EventStore(dead_client, 60)
+    dead_link = open_link(RedisSettings(), url=f"redis://127.0.0.1:{free_port()}/0")
+    dead = EventStore(dead_link, KeyLayout(), 60)
     assert len(list(event_stream(dead, start, limits, lambda: closed.append("failure")))) == 1
     stream = event_stream(feed, start, FAST, lambda: closed.append("client gone"))
     next(stream)
     stream.close()
     assert closed == ["lifetime", "failure", "client gone"]
-    dead_client.connection_pool.disconnect()
+    dead_link.close()
 
 
-def test_generator_sends_heartbeats(redis_client: redis.Redis) -> None:
+def test_generator_sends_heartbeats(link: Link) -> None:
     """An idle stream sends comments, so a vanished client is noticed at the next write."""
     limits = dataclasses.replace(FAST, lifetime_s=0.5, heartbeat_s=0.1)
     began = time.monotonic()
     sent = list(
-        event_stream(EventStore(redis_client, 60), Start("0-0", False), limits, lambda: None)
+        event_stream(EventStore(link, KeyLayout(), 60), Start("0-0", False), limits, lambda: None)
     )
     assert ": heartbeat\n\n" in sent and time.monotonic() - began < 5
 

@@ -8,7 +8,6 @@ and a change that adds one fails. Counted with the benchmark's own counter
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +16,7 @@ import redis
 
 from bench.probe import counting
 from tests.conftest import ACCOUNTS, SINGLE_OWNER
-from tests.twilio_phone import Call, parse_task
+from tests.twilio_phone import Call
 
 Phone = Callable[..., Call]
 PIN_ANNA = ACCOUNTS[0][3]
@@ -29,8 +28,8 @@ CONSOLE: dict[str, Any] = {
 BUDGET = {
     "/voice": (1, 2),  # create; + board publish
     "menu": (2, 3),  # load, save (+ status in the same script); + publish
-    "wrong PIN": (2, 3),  # load and count, batch (audit + save); + publish
-    "right PIN": (2, 3),  # load and count, batch (reset + audit + save); + publish
+    "wrong PIN": (3, 4),  # load, count (caller, global, account), audit + save; + publish
+    "right PIN": (3, 4),  # load, count, settlement (reset) + audit + save; + publish
     "status": (1, 2),  # status (the state read with it); + publish for the board
 }
 
@@ -62,7 +61,7 @@ def walk_counting(call: Call) -> dict[str, int]:
 
 @pytest.mark.parametrize("overrides", [{}], ids=["console off"])
 def test_round_trips_without_console(phone: Phone, redis_client: redis.Redis) -> None:
-    """Without the console: /voice 1, menu 2, each PIN step 2, status callback 1."""
+    """Without the console: /voice 1, menu 2, each PIN step 3, status callback 1."""
     warm_up(phone, redis_client)
     assert walk_counting(phone(caller=SINGLE_OWNER)) == {k: v[0] for k, v in BUDGET.items()}
 
@@ -76,43 +75,3 @@ def test_round_trips_with_console(
     warm_up(phone, redis_client)
     assert walk_counting(phone(caller=SINGLE_OWNER)) == {k: v[1] for k, v in BUDGET.items()}
     assert [r.getMessage() for r in caplog.records if r.name == "ivr.observers"] == []
-
-
-def press_pin_without_subjects(phone: Phone, client: redis.Redis) -> tuple[int, bool]:
-    """A call whose stored state lost its subjects enters the right PIN: (trips, identified)."""
-    call = phone(caller=SINGLE_OWNER)
-    call.walk("1")
-    key = f"ivr:call:{{{call.call_sid}}}"
-    stored = json.loads(client.get(key) or b"{}")
-    assert {"_a", "_c"} <= stored.keys()
-    client.set(key, json.dumps({k: v for k, v in stored.items() if k[0] != "_"}), ex=600)
-    with counting() as counter:
-        answer = call.press(PIN_ANNA)
-    return counter.trips, parse_task(answer)["identified"] is True
-
-
-@pytest.mark.parametrize("overrides", [{}], ids=["console off"])
-def test_call_stored_without_subjects_still_verifies(
-    phone: Phone, redis_client: redis.Redis
-) -> None:
-    """A call saved before the subjects were stored (an upgrade mid-call) is counted by
-    begin() in a round trip of its own, and verified as before."""
-    warm_up(phone, redis_client)
-    press_pin_without_subjects(phone, redis_client)  # loads begin()'s script
-    assert press_pin_without_subjects(phone, redis_client) == (3, True)
-
-
-@pytest.mark.parametrize("overrides", [{}], ids=["console off"])
-def test_stale_subjects_are_counted_again(phone: Phone, redis_client: redis.Redis) -> None:
-    """Subjects that no longer match the call (pepper rotated mid-call) never let an
-    attempt go uncounted: the current account is counted too."""
-    call = phone(caller=SINGLE_OWNER)
-    call.walk("1")
-    key = f"ivr:call:{{{call.call_sid}}}"
-    stored = json.loads(redis_client.get(key) or b"{}")
-    redis_client.set(key, json.dumps({**stored, "_a": "0" * len(stored["_a"])}), ex=600)
-    call.press("000001")
-    current = [k for k in redis_client.scan_iter("ivr:acct:*:fails") if b"0000000000" not in k]
-    stale = [k for k in redis_client.scan_iter("ivr:acct:*:fails") if b"0000000000" in k]
-    assert len(current) == 1 and redis_client.get(current[0]) == b"1"
-    assert len(stale) == 1

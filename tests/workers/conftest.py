@@ -14,7 +14,7 @@ from rq.serializers import JSONSerializer
 from ivr.config import Settings
 from ivr.jobs import QUEUES
 from ivr.store.audit_journal import AuditJournal
-from ivr.store.batch import Batch
+from ivr.store.link import Link
 from tests.workers.servers import LocalServer, Reply, local_server, message_json, twilio_factory
 from workers.main import run
 
@@ -81,10 +81,6 @@ def release_retries(client: redis.Redis) -> int:
     return released
 
 
-def add_attempt(
-    journal: AuditJournal, client: redis.Redis, call_sid: str, outcome: str = "wrong"
-) -> None:
-    """Journal one attempt (wrong by default) the way a PIN webhook does (in a batch)."""
-    batch = Batch()
-    journal.add(batch, call_sid, "200001", None, outcome, "2026-11-01T10:00:00Z")
-    batch.send(client)
+def add_attempt(journal: AuditJournal, link: Link, call_sid: str, outcome: str = "wrong") -> None:
+    """Journal one attempt (wrong by default) the way a PIN webhook does (in a round)."""
+    link.send(journal.entry(call_sid, "200001", None, outcome, "2026-11-01T10:00:00Z"), "test")

@@ -15,7 +15,8 @@ from ivr.exceptions import DependencyError
 from ivr.jobs import QUEUE_AUDIT
 from ivr.services import Services
 from ivr.store.audit import AuditStore
-from ivr.store.audit_journal import JOURNAL_TTL_S, AuditJournal
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.keys import JOURNAL_TTL_S, PURGE_MARKER_TTL_S
 from ivr.store.pins import create_engine
 from tests.conftest import ACCOUNTS, SINGLE_OWNER, UNKNOWN_NUMBER
 from tests.redis_server import free_port
@@ -25,6 +26,7 @@ from workers import audit as audit_jobs
 from workers.jobs import JobContext, build_context
 from workers.journal import JournalDrain, drain_all, drain_once
 from workers.journal import _row as journal_row
+from workers.main import journal_link as worker_link
 
 Phone = Callable[..., Call]
 PIN_ANNA = ACCOUNTS[0][3]
@@ -43,17 +45,13 @@ def store(settings: Settings, services: Services) -> Iterator[AuditStore]:
 @pytest.fixture
 def journal(settings: Settings, services: Services) -> AuditJournal:
     """The audit journal the app writes to."""
-    return AuditJournal(services.redis, settings.redis.key_prefix)
-
-
-def journal_prefix(context: JobContext) -> str:
-    return context.settings.redis.key_prefix
+    return services.journal
 
 
 @pytest.fixture
 def context(settings: Settings, services: Services) -> Iterator[JobContext]:
     """A job context like the worker's."""
-    ctx = build_context(settings, redis.Redis.from_url(settings.redis.url))
+    ctx = build_context(settings, redis.Redis.from_url(settings.redis.url), worker_link(settings))
     yield ctx
     ctx.close()
 
@@ -94,8 +92,8 @@ def test_entry_written_twice_is_one_row(
     context: JobContext, store: AuditStore, services: Services, journal: AuditJournal
 ) -> None:
     """A worker that wrote its rows but died before acknowledging: the rerun adds nothing."""
-    add_attempt(journal, services.redis, "CA" + "2" * 32)
-    impatient = AuditJournal(services.redis, journal_prefix(context), claim_idle_ms=0)
+    add_attempt(journal, services.link, "CA" + "2" * 32)
+    impatient = AuditJournal(services.link, services.keys, claim_idle_ms=0)
     taken = impatient.read("dead-worker", 10)
     context.audit.record_attempts([row for row in map(journal_row, taken) if row is not None])
     assert store.count() == 1
@@ -109,9 +107,9 @@ def test_database_down_leaves_the_entries_pending(
     journal: AuditJournal,
 ) -> None:  # fmt: skip
     """When the database fails, the drain raises and the attempt waits to be claimed again."""
-    add_attempt(journal, services.redis, "CA" + "3" * 32)
+    add_attempt(journal, services.link, "CA" + "3" * 32)
     dead = create_engine(f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x", 0.5)
-    down = JobContext(settings, context.redis, dead, requests.Session())
+    down = JobContext(settings, context.redis, context.link, dead, requests.Session())
     try:
         with pytest.raises(DependencyError, match="audit store failed"):
             drain_once(down, "worker-a")
@@ -119,7 +117,7 @@ def test_database_down_leaves_the_entries_pending(
         down.close()
     assert journal.backlog() == 1
     assert drain_once(context, "worker-b") == 0  # pending for worker-a, not idle long yet
-    impatient = AuditJournal(services.redis, journal_prefix(context), claim_idle_ms=0)
+    impatient = AuditJournal(services.link, services.keys, claim_idle_ms=0)
     assert drain_once(context, "worker-b", journal=impatient) == 1
     assert [r.call_sid for r in store.export(LONG_AGO)] == ["CA" + "3" * 32]
 
@@ -158,7 +156,7 @@ def test_purge_is_enqueued_once_per_day(
     drain()
     today = datetime.now(UTC).date().isoformat()
     marker = audit_jobs.purge_marker(settings, today)
-    assert 0 < redis_client.ttl(marker) <= audit_jobs.PURGE_MARKER_TTL_S
+    assert 0 < redis_client.ttl(marker) <= PURGE_MARKER_TTL_S
     finished = queue(redis_client, QUEUE_AUDIT).finished_job_registry.get_job_ids()
     assert finished == [f"audit-purge-{today}"]
 
@@ -193,7 +191,7 @@ def test_workers_leave_the_group_when_done(
     time.sleep(0.2)
     thread.stop()
     assert redis_client.xinfo_consumers(journal.key, "audit-writers") == []
-    add_attempt(journal, redis_client, "CA" + "6" * 32)
+    add_attempt(journal, context.link, "CA" + "6" * 32)
     journal.read("holder", 10)  # read, never acknowledged
     assert not journal.leave("holder")
     names = [c["name"] for c in redis_client.xinfo_consumers(journal.key, "audit-writers")]

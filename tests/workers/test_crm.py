@@ -142,7 +142,7 @@ def test_enqueueing_the_same_event_twice_is_refused(
     settings: Settings, redis_client: redis.Redis, services: Services, crm: LocalServer
 ) -> None:
     """A second enqueue for the same call and event finds the first job and adds none."""
-    enqueuer = JobEnqueuer(settings, JobQueues(services.redis), services.hasher)
+    enqueuer = JobEnqueuer(settings, JobQueues(services.queue), services.hasher, services.keys)
     enqueuer.call_status("CA" + "1" * 32, "completed", None)
     enqueuer.call_status("CA" + "1" * 32, "completed", None)
     enqueuer.call_status("CA" + "1" * 32, "in-progress", None)  # not final: no event

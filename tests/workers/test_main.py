@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from typing import Any
 
@@ -10,7 +11,7 @@ import redis
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from ivr.config import RedisSettings, Settings
+from ivr.config import QueueSettings, Settings
 from ivr.exceptions import ConfigError
 from ivr.jobs import (
     DELIVER_WEBHOOK,
@@ -24,6 +25,7 @@ from ivr.jobs import (
     job_id,
 )
 from ivr.services import Services
+from ivr.store.redis_client import close_client
 from tests.workers.conftest import Drain, queue
 from workers.jobs import current_context
 from workers.main import SOCKET_TIMEOUT_S, check_queues, worker_connection
@@ -39,16 +41,30 @@ def test_check_queues() -> None:
         check_queues(["crm", "mail"])
 
 
-def test_worker_connection_waits_longer_than_a_blocking_pop(redis_url: str) -> None:
+def test_worker_connection_waits_longer_than_a_blocking_pop(settings: Settings) -> None:
     """The worker's Redis socket outlasts rq's blocking dequeue; no URL is a ConfigError."""
-    client = worker_connection(RedisSettings(url=redis_url))
+    client = worker_connection(settings)
     try:
         assert client.connection_pool.connection_kwargs["socket_timeout"] == SOCKET_TIMEOUT_S
         assert client.ping()
     finally:
-        client.close()
-    with pytest.raises(ConfigError, match=r"\[redis\] url"):
-        worker_connection(RedisSettings(url=""))
+        close_client(client)
+    empty = dataclasses.replace(settings, redis=dataclasses.replace(settings.redis, url=""))
+    with pytest.raises(ConfigError, match=r"\[redis\] url \(or \[queue\] url\)"):
+        worker_connection(empty)
+
+
+def test_worker_takes_jobs_from_the_queue_url(settings: Settings, redis_url: str) -> None:
+    """With [queue] url set, the worker's jobs come from there, not from [redis] url."""
+    queued = dataclasses.replace(
+        settings, redis=dataclasses.replace(settings.redis, url="redis://127.0.0.1:1/0"),
+        queue=QueueSettings(url=redis_url),
+    )  # fmt: skip
+    client = worker_connection(queued)
+    try:
+        assert client.ping()
+    finally:
+        close_client(client)
 
 
 def test_job_paths_resolve() -> None:
@@ -63,7 +79,7 @@ def test_only_the_named_queues_are_served(
     drain: Drain, services: Services, redis_client: redis.Redis
 ) -> None:
     """A worker for the CRM queue leaves audit jobs waiting for an audit worker."""
-    JobQueues(services.redis).enqueue(QUEUE_AUDIT, PURGE_AUDIT, [], "audit-purge-a-1", 1)
+    JobQueues(services.queue).enqueue(QUEUE_AUDIT, PURGE_AUDIT, [], "audit-purge-a-1", 1)
     assert not drain([QUEUE_CRM])
     assert queue(redis_client, QUEUE_AUDIT).count == 1
     assert drain([QUEUE_AUDIT])
@@ -74,7 +90,7 @@ def test_jobs_hold_json_and_their_description_no_arguments(
     services: Services, redis_client: redis.Redis
 ) -> None:
     """Job arguments are stored as JSON; the description rq logs carries none of them."""
-    JobQueues(services.redis).enqueue(QUEUE_CRM, DELIVER_WEBHOOK, ROUTED, "crm-a-2", 1)
+    JobQueues(services.queue).enqueue(QUEUE_CRM, DELIVER_WEBHOOK, ROUTED, "crm-a-2", 1)
     job = Job.fetch("crm-a-2", connection=redis_client, serializer=JSONSerializer)
     assert job.args == ROUTED
     assert job.description is not None

@@ -12,6 +12,7 @@ from ivr.config import Settings
 from ivr.jobs import QUEUE_NOTIFY
 from ivr.services import Services
 from ivr.store.accounts_csv import ImportRow
+from ivr.store.keys import KeyLayout
 from tests.conftest import ACCOUNTS, SINGLE_OWNER
 from tests.redis_server import free_port
 from tests.twilio_phone import Call, parse_task
@@ -19,6 +20,7 @@ from tests.workers.conftest import ACCOUNT_SID, SMS_FROM, Drain, queue
 from tests.workers.servers import LocalServer, Reply, message_json, twilio_factory
 from workers import sms
 from workers.jobs import JobContext, build_context
+from workers.main import journal_link
 
 Phone = Callable[..., Call]
 PIN_ANNA = ACCOUNTS[0][3]
@@ -37,7 +39,9 @@ def context(
 ) -> Iterator[JobContext]:
     """A job context like the worker's, its Twilio client aimed at the local API."""
     client = redis.Redis.from_url(settings.redis.url)
-    ctx = build_context(settings, client, twilio_factory=twilio_factory(twilio_api.url))
+    ctx = build_context(
+        settings, client, journal_link(settings), twilio_factory=twilio_factory(twilio_api.url)
+    )
     yield ctx
     ctx.close()
 
@@ -107,11 +111,11 @@ def test_twilio_unreachable_raises_for_retry(settings: Settings, services: Servi
     """When Twilio cannot be reached at all, the job raises and a retry may still send."""
     client = redis.Redis.from_url(settings.redis.url)
     dead = twilio_factory(f"http://127.0.0.1:{free_port()}")
-    ctx = build_context(settings, client, twilio_factory=dead)
+    ctx = build_context(settings, client, journal_link(settings), twilio_factory=dead)
     try:
         with pytest.raises(sms.SmsDeliveryError):
             sms.send_once(ctx, "200001", "lock-e")
-        assert not client.exists(sms.claim_key(settings.redis.key_prefix, "lock-e"))
+        assert not client.exists(KeyLayout().sms_claim("lock-e"))
     finally:
         ctx.close()
 
@@ -122,7 +126,10 @@ def test_lost_answer_is_not_sent_again(
     """When Twilio got the request but its answer never came, no second SMS is risked."""
     twilio_api.script(Reply(201, message_json(), delay_s=1.0))
     client = redis.Redis.from_url(settings.redis.url)
-    ctx = build_context(settings, client, twilio_factory=twilio_factory(twilio_api.url, 0.3))
+    ctx = build_context(
+        settings, client, journal_link(settings),
+        twilio_factory=twilio_factory(twilio_api.url, 0.3),
+    )  # fmt: skip
     try:
         assert sms.send_once(ctx, "200001", "lock-j") == "unknown"
         assert sms.send_once(ctx, "200001", "lock-j") == "duplicate"

@@ -1,0 +1,231 @@
+"""The state Redis as one object, whatever its topology: rounds, and a redis-py client.
+
+:class:`SingleLink` serves a standalone Redis and the primary of a Sentinel group (its
+client's pool asks the sentinels where the primary is whenever it connects);
+:class:`ClusterLink` serves a Redis Cluster. Both send rounds (:mod:`ivr.store.rounds`)
+for the webhooks' hot path and hand out a redis-py client (:attr:`Link.client`) for
+everything else, where redis-py's own routing is fine: single-slot reads, the board's
+stream, the worker's journal reads.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import redis
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import MovedError, RedisClusterException
+
+from ivr.exceptions import DependencyError, ReplicaAckError
+from ivr.store.redis_url import Topology
+from ivr.store.rounds import (
+    CONNECTION_ERRORS,
+    Command,
+    Durability,
+    Exchange,
+    first_error,
+    redirected,
+    settle,
+)
+
+log = logging.getLogger(__name__)
+
+# After a node failed, the cluster's slot map is read again at most this often per
+# process: a dead primary must not make every webhook re-read the map.
+REFRESH_INTERVAL_S = 0.5
+
+
+class Link:
+    """Base of the two topologies' links."""
+
+    topology: Topology
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (``redis.Redis`` or ``RedisCluster``) for non-round use."""
+        raise NotImplementedError
+
+    def send(
+        self, commands: Sequence[Command], operation: str, *, durable: bool = False
+    ) -> list[Any]:
+        """Send ``commands`` as one round; their results in order (see :mod:`.rounds`).
+
+        ``durable``: wait for a replica's acknowledgement on every node with replicas
+        that ran an essential command (ReplicaAckError when none acknowledges in time).
+        DependencyError naming ``operation`` when Redis cannot be reached or an essential
+        command failed.
+        """
+        raise NotImplementedError
+
+    def primaries(self) -> list[redis.Redis]:
+        """A client per primary (for start-up checks); DependencyError if unreachable."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        raise NotImplementedError
+
+
+def _raise(error: BaseException | None, operation: str) -> None:
+    if isinstance(error, ReplicaAckError):
+        raise error
+    if error is not None:
+        raise DependencyError(f"redis: {operation} failed ({type(error).__name__})") from error
+
+
+class SingleLink(Link):
+    """A standalone Redis, or a Sentinel group's primary, behind one connection pool."""
+
+    def __init__(self, client: redis.Redis, topology: Topology, durability: Durability) -> None:
+        self._client = client
+        self.topology = topology
+        self._durability = durability
+
+    @property
+    def client(self) -> redis.Redis:
+        return self._client
+
+    def send(
+        self, commands: Sequence[Command], operation: str, *, durable: bool = False
+    ) -> list[Any]:
+        if not commands:
+            return []
+        pool = self._client.connection_pool
+        try:
+            conn = pool.get_connection()
+        except CONNECTION_ERRORS as exc:
+            raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
+        node = f"{getattr(conn, 'host', '')}:{getattr(conn, 'port', '')}"
+        exchange = Exchange(node, conn, list(enumerate(commands)),
+                            self._durability if durable else None)  # fmt: skip
+        try:
+            exchange.write()
+            exchange.read()
+        finally:
+            exchange.release(pool)
+        _raise(exchange.error, operation)
+        return settle(commands, exchange.replies, operation)
+
+    def primaries(self) -> list[redis.Redis]:
+        return [self._client]
+
+    def close(self) -> None:
+        # A client built on a pool it was handed does not own it: close both.
+        self._client.close()
+        self._client.connection_pool.disconnect()
+
+
+class ClusterLink(Link):
+    """A Redis Cluster: each round fans out to the nodes owning its keys, in parallel."""
+
+    topology = Topology.CLUSTER
+
+    def __init__(self, factory: Callable[[], RedisCluster], durability: Durability) -> None:
+        # Built on first use: RedisCluster reads the slot map when it is created, and a
+        # cluster that is down while the service starts must not stop the start.
+        self._factory = factory
+        self._cluster: RedisCluster | None = None
+        self._durability = durability
+        self._lock = threading.Lock()
+        self._refreshed_at = 0.0
+
+    @property
+    def client(self) -> RedisCluster:
+        if self._cluster is None:
+            with self._lock:
+                if self._cluster is None:
+                    try:
+                        self._cluster = self._factory()
+                    except (redis.RedisError, RedisClusterException, OSError) as exc:
+                        raise DependencyError(
+                            f"redis: cluster unreachable ({type(exc).__name__})"
+                        ) from exc
+        return self._cluster
+
+    def send(
+        self, commands: Sequence[Command], operation: str, *, durable: bool = False
+    ) -> list[Any]:
+        if not commands:
+            return []
+        replies = self._round(list(enumerate(commands)), operation, durable)
+        moved = [(i, commands[i]) for i, reply in replies.items() if redirected(reply)]
+        if moved:
+            # The slots moved (a failover or a resharding): those commands did not run.
+            # The slot map learnt the new owners from the replies; one more round.
+            replies.update(self._round(moved, operation, durable))
+        return settle(commands, replies, operation)
+
+    def _round(
+        self, items: list[tuple[int, Command]], operation: str, durable: bool
+    ) -> dict[int, Any]:
+        cluster = self.client
+        exchanges: list[tuple[Exchange, Any]] = []
+        try:
+            for node, share in self._by_node(cluster, items, operation).items():
+                pool = cluster.get_redis_connection(node).connection_pool
+                conn = pool.get_connection()
+                exchange = Exchange(node.name, conn, share,
+                                    self._durability if durable else None)  # fmt: skip
+                exchanges.append((exchange, pool))
+            for exchange, _ in exchanges:
+                exchange.write()
+            for exchange, _ in exchanges:
+                exchange.read()
+        except CONNECTION_ERRORS as exc:
+            self._refresh()
+            raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
+        finally:
+            for exchange, pool in exchanges:
+                exchange.release(pool)
+        error = first_error(e for e, _ in exchanges)
+        if isinstance(error, CONNECTION_ERRORS):
+            self._refresh()
+        _raise(error, operation)
+        replies: dict[int, Any] = {}
+        for exchange, _ in exchanges:
+            replies.update(exchange.replies)
+            for reply in exchange.replies.values():
+                if isinstance(reply, MovedError):
+                    cluster.nodes_manager.move_slot(reply)
+        return replies
+
+    def _by_node(
+        self, cluster: RedisCluster, items: list[tuple[int, Command]], operation: str
+    ) -> dict[ClusterNode, list[tuple[int, Command]]]:
+        groups: dict[ClusterNode, list[tuple[int, Command]]] = {}
+        for index, cmd in items:
+            try:
+                slot = cluster.keyslot(cmd.key or "")  # type: ignore[no-untyped-call]
+                node = cluster.nodes_manager.get_node_from_slot(slot)
+            except redis.RedisError as exc:  # slot not covered: a shard is down
+                self._refresh()
+                raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
+            groups.setdefault(node, []).append((index, cmd))
+        return groups
+
+    def _refresh(self) -> None:
+        """Read the slot map again (at most every REFRESH_INTERVAL_S, one thread at a time)."""
+        now = time.monotonic()
+        if now - self._refreshed_at < REFRESH_INTERVAL_S or not self._lock.acquire(blocking=False):
+            return
+        try:
+            self._refreshed_at = now
+            if self._cluster is not None:
+                self._cluster.nodes_manager.initialize()
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            log.warning("redis cluster: slot map not refreshed (%s)", type(exc).__name__)
+        finally:
+            self._lock.release()
+
+    def primaries(self) -> list[redis.Redis]:
+        cluster = self.client
+        primaries = cluster.get_primaries()  # type: ignore[no-untyped-call]
+        return [cluster.get_redis_connection(node) for node in primaries]
+
+    def close(self) -> None:
+        if self._cluster is not None:
+            self._cluster.close()

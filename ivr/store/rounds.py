@@ -1,0 +1,224 @@
+"""Rounds: the Redis commands a webhook sends at one point, all at once, on any topology.
+
+A Redis round trip costs a webhook more CPU and time than anything it computes, so the
+stores do not send command by command: each step of a webhook builds a list of
+:class:`Command` and :meth:`Link.send` sends it as *one round*. On a single Redis
+(standalone, or the primary that Sentinel names) that is one pipeline on one pooled
+connection; on a Redis Cluster the commands are grouped by the node that owns their key's
+slot and every node's pipeline is written before any reply is read, so the nodes work in
+parallel and the round costs one network latency, not one per node.
+
+No MULTI: each command stands on its own, as it would sent alone; a command that must be
+atomic with others is a Lua script over one hash tag (:mod:`ivr.store.keys`). Nothing is
+ever retried after it may have run (a retried count would count twice): only replies that
+prove a command did not run are followed up, on the same connection — NOSCRIPT (the
+script's source is sent once) and, on a cluster, MOVED/ASK (the slot moved: the command
+goes to its new owner).
+
+*Durable* rounds (the lockout counts, SPEC §5) wait, after their writes, until one
+replica has them (``WAIT 1 <[redis] replica_ack_timeout_ms>``) on every node that has
+replicas, so a failover cannot forget a counted failure; a node whose replicas do not
+acknowledge in time fails the round (:class:`~ivr.exceptions.ReplicaAckError`, the caller
+is handed over as not identified). Whether a node has replicas is learnt from a ``ROLE``
+sent in the same pipeline; a node without any (a standalone Redis, or a freshly promoted
+primary whose old primary has not rejoined yet) has nothing to wait for.
+
+A command is *essential* (its failure fails the round: DependencyError naming the round's
+operation) or not (a side channel: its failure is logged and its result is None).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.connection import AbstractConnection
+from redis.exceptions import AskError, MovedError, NoScriptError
+
+from ivr.exceptions import DependencyError, ReplicaAckError
+from ivr.store.scripts import LuaScript
+
+log = logging.getLogger(__name__)
+
+CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Redis command of a round, routed by ``key`` (None: any node will do)."""
+
+    args: tuple[Any, ...]
+    key: str | None
+    script: LuaScript | None = None
+    essential: bool = True
+    what: str = "write"  # names the command in a log line or an error (never a value)
+
+    def source_form(self) -> tuple[Any, ...]:
+        """This script command as ``EVAL <source>`` (after the server answered NOSCRIPT)."""
+        assert self.script is not None
+        return ("EVAL", self.script.source, *self.args[2:])
+
+
+def command(*args: Any, essential: bool = True, what: str = "write") -> Command:
+    """A plain command whose first argument is its key, e.g. ``command("GET", key)``."""
+    return Command(tuple(args), str(args[1]), None, essential, what)
+
+
+def run(
+    lua: LuaScript,
+    keys: Sequence[str],
+    args: Sequence[Any] = (),
+    *,
+    essential: bool = True,
+    what: str = "script",
+) -> Command:
+    """A run of ``lua`` over ``keys`` (one hash tag) with ``args``, sent as EVALSHA."""
+    return Command(("EVALSHA", lua.sha, len(keys), *keys, *args), keys[0], lua, essential, what)
+
+
+@dataclass
+class ReplicaCache:
+    """How many replicas each node had when last asked (``ROLE``), by node name."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def known_with_replicas(self, node: str) -> bool:
+        """True when the node is known to have replicas: its writes can be awaited at once."""
+        return self.counts.get(node, 0) > 0
+
+
+@dataclass(frozen=True)
+class Durability:
+    """How long a durable round waits for a replica's acknowledgement."""
+
+    timeout_ms: int
+    replicas: ReplicaCache = field(default_factory=ReplicaCache)
+
+
+class Exchange:
+    """One node's share of a round, on one connection: write, read, follow up."""
+
+    def __init__(
+        self,
+        node: str,
+        conn: AbstractConnection,
+        items: list[tuple[int, Command]],
+        durability: Durability | None,
+    ) -> None:
+        self.node = node
+        self.conn = conn
+        self.items = items
+        self.replies: dict[int, Any] = {}
+        self.error: BaseException | None = None
+        self._durability = durability if any(c.essential for _, c in items) else None
+        self._waited = False
+        self._dirty = False  # commands sent whose replies are not read (yet)
+
+    def write(self) -> None:
+        """Send every command (plus WAIT and ROLE when durable) without waiting."""
+        commands = [c.args for _, c in self.items]
+        if self._durability is not None:
+            self._waited = self._durability.replicas.known_with_replicas(self.node)
+            if self._waited:
+                commands.append(("WAIT", 1, self._durability.timeout_ms))
+            commands.append(("ROLE",))
+        try:
+            self._send(commands)
+        except CONNECTION_ERRORS as exc:
+            self.error = exc
+
+    def read(self) -> None:
+        """Read every reply; then run the follow-ups the replies ask for."""
+        if self.error is not None:
+            return
+        try:
+            for index, _ in self.items:
+                self.replies[index] = self._reply()
+            acked = self._reply() if self._waited else None
+            replicas = _replica_count(self._reply()) if self._durability is not None else 0
+            self._dirty = False
+            self._follow_up(acked, replicas)
+        except CONNECTION_ERRORS as exc:
+            self.error = exc
+
+    def release(self, pool: Any) -> None:
+        """Give the connection back; one with unread replies (or broken) is closed first."""
+        if self._dirty or isinstance(self.error, CONNECTION_ERRORS):
+            self.conn.disconnect()  # type: ignore[no-untyped-call]
+        pool.release(self.conn)
+
+    def _follow_up(self, acked: Any, replicas: int) -> None:
+        rerun = [(i, c) for i, c in self.items if _unknown_script(self.replies[i], c)]
+        if rerun:
+            # The server lost or never had the script: nothing ran, send the source once.
+            self._send([c.source_form() for _, c in rerun])
+            for index, _ in rerun:
+                self.replies[index] = self._reply()
+            self._dirty = False
+        if self._durability is None:
+            return
+        self._durability.replicas.counts[self.node] = replicas
+        if replicas == 0:
+            return  # nothing to wait for: no replica could be promoted with less
+        if not self._waited or rerun:
+            # A replica appeared since we last asked, or writes ran after the WAIT.
+            self._send([("WAIT", 1, self._durability.timeout_ms)])
+            acked = self._reply()
+            self._dirty = False
+        if int(acked or 0) < 1:
+            log.error("redis node %s: no replica acknowledged within %d ms", self.node,
+                      self._durability.timeout_ms)  # fmt: skip
+            self.error = ReplicaAckError(
+                f"redis: no replica acknowledged within {self._durability.timeout_ms} ms"
+            )
+
+    def _send(self, commands: list[tuple[Any, ...]]) -> None:
+        self._dirty = True
+        self.conn.send_packed_command(self.conn.pack_commands(commands))  # type: ignore[no-untyped-call]
+
+    def _reply(self) -> Any:
+        try:
+            return self.conn.read_response()
+        except redis.ResponseError as exc:  # an error reply: the connection is still in sync
+            return exc
+
+
+def _unknown_script(reply: Any, cmd: Command) -> bool:
+    return isinstance(reply, NoScriptError) and cmd.script is not None
+
+
+def _replica_count(role: Any) -> int:
+    """Connected replicas in a ``ROLE`` reply (0 for anything but a primary's)."""
+    if isinstance(role, list) and len(role) >= 3 and role[0] == b"master":
+        return len(role[2] or ())
+    return 0
+
+
+def settle(commands: Sequence[Command], replies: dict[int, Any], operation: str) -> list[Any]:
+    """The results in order: essential errors raise, side-channel errors become None."""
+    results: list[Any] = []
+    for index, cmd in enumerate(commands):
+        reply = replies.get(index)
+        if not isinstance(reply, Exception):
+            results.append(reply)
+            continue
+        if cmd.essential:
+            raise DependencyError(f"redis: {operation} failed ({type(reply).__name__})") from reply
+        log.warning("%s in %s failed (%s); ignored", cmd.what, operation, type(reply).__name__)
+        results.append(None)
+    return results
+
+
+def first_error(exchanges: Iterable[Exchange]) -> BaseException | None:
+    """The first failure of any exchange (a replica timeout before a connection error)."""
+    errors = [e.error for e in exchanges if e.error is not None]
+    acks = [e for e in errors if isinstance(e, ReplicaAckError)]
+    return (acks or errors or [None])[0]
+
+
+def redirected(reply: Any) -> bool:
+    """True for a cluster's MOVED/ASK reply: the command did not run."""
+    return isinstance(reply, (MovedError, AskError))
