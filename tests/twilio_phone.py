@@ -10,17 +10,24 @@ import json
 import secrets
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
-from flask.testing import FlaskClient
-from werkzeug.test import TestResponse
+from werkzeug.wrappers import Response
 
 from ivr.phone_sim import sign
 
-__all__ = ["PUBLIC_BASE", "Call", "Twiml", "parse_task", "sign"]
+__all__ = ["PUBLIC_BASE", "Call", "Poster", "Twiml", "parse_task", "sign"]
 
 PUBLIC_BASE = "https://ivr.example.com"
+
+
+class Poster(Protocol):
+    """Where a call's requests go: Flask's test client, or real HTTP (tests/fleet)."""
+
+    def post(self, path: str, *, data: dict[str, str], headers: dict[str, str]) -> Response:
+        """POST the form ``data`` to ``path`` (with its query string)."""
+        ...
 
 
 @dataclass
@@ -31,7 +38,7 @@ class Twiml:
     root: ET.Element
 
     @classmethod
-    def parse(cls, response: TestResponse) -> Twiml:
+    def parse(cls, response: Response) -> Twiml:
         assert response.mimetype == "text/xml", response.get_data(as_text=True)
         return cls(response.status_code, ET.fromstring(response.get_data(as_text=True)))
 
@@ -62,7 +69,7 @@ class Twiml:
 class Call:
     """One call in progress: remembers where the last Gather posts to."""
 
-    client: FlaskClient
+    client: Poster
     auth_token: str
     caller: str
     call_sid: str = field(default_factory=lambda: "CA" + secrets.token_hex(16))
@@ -83,7 +90,7 @@ class Call:
         base.update(extra)
         return base
 
-    def post(self, path: str, params: dict[str, str], **headers: str) -> TestResponse:
+    def post(self, path: str, params: dict[str, str], **headers: str) -> Response:
         """POST ``params`` to ``path`` signed for the public URL, like Twilio."""
         url = urljoin(self.base + "/", path.lstrip("/"))
         split = urlsplit(url)
@@ -92,7 +99,7 @@ class Call:
         all_headers = {"X-Twilio-Signature": signature, **headers}
         return self.client.post(local, data=params, headers=all_headers)
 
-    def _record(self, response: TestResponse) -> Twiml:
+    def _record(self, response: Response) -> Twiml:
         self.last = Twiml.parse(response)
         self.history.append(self.last)
         return self.last
@@ -112,7 +119,7 @@ class Call:
         """Let the pending Gather time out (actionOnEmptyResult: no Digits at all)."""
         return self._record(self.post(self.action_url(), self.params()))
 
-    def hang_up(self) -> TestResponse:
+    def hang_up(self) -> Response:
         return self.post("/voice/status", self.params(CallStatus="completed"))
 
     def walk(self, *keys: str) -> Twiml:
