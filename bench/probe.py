@@ -6,7 +6,10 @@ while nothing else runs, so every Redis command and byte counted is the product'
 
 Round trips are counted on the client side, where they happen: every
 ``send_packed_command`` of a redis-py connection is one request/reply exchange (a
-pipeline of many commands is one), every packed command is one command. Memory is
+pipeline of many commands is one), every packed command is one command. *Rounds* are
+the sequential ones: sends that go out before any reply is read form one round (on a
+cluster, one pipeline per node written together and then read: one network latency,
+however many nodes). On a single Redis rounds and round trips are the same. Memory is
 ``INFO memory used_memory`` before and after opening calls, divided by their number.
 """
 
@@ -37,6 +40,8 @@ class _Counter:
     thread: int = field(default_factory=threading.get_ident)
     trips: int = 0
     commands: int = 0
+    rounds: int = 0
+    reading: bool = True  # the last exchange step was a read: the next send starts a round
 
 
 @contextmanager
@@ -47,6 +52,7 @@ def counting() -> Iterator[_Counter]:
     send_packed: Callable[..., None] = AbstractConnection.send_packed_command
     send_one: Callable[..., None] = AbstractConnection.send_command
     pack_many: Callable[..., Any] = AbstractConnection.pack_commands
+    read: Callable[..., Any] = AbstractConnection.read_response
 
     def mine() -> bool:
         return threading.get_ident() == counter.thread
@@ -56,7 +62,14 @@ def counting() -> Iterator[_Counter]:
     ) -> None:
         if mine():
             counter.trips += 1
+            counter.rounds += counter.reading
+            counter.reading = False
         send_packed(self, command, check_health)
+
+    def counted_read(self: AbstractConnection, *args: Any, **kwargs: Any) -> Any:
+        if mine():
+            counter.reading = True
+        return read(self, *args, **kwargs)
 
     def counted_send_one(self: AbstractConnection, *args: Any, **kwargs: Any) -> None:
         if mine():
@@ -75,6 +88,7 @@ def counting() -> Iterator[_Counter]:
         "send_packed_command": counted_send_packed,
         "send_command": counted_send_one,
         "pack_commands": counted_pack_many,
+        "read_response": counted_read,
     }
     originals = {name: getattr(AbstractConnection, name) for name in patches}
     try:
@@ -93,6 +107,7 @@ class Trips:
     webhook: str
     round_trips: float
     commands: float
+    rounds: float
 
 
 @dataclass(frozen=True)
@@ -129,12 +144,14 @@ class Probe:
             self.post(hooks[0])  # scripts loaded, pool connections open
             trips: list[int] = []
             commands: list[int] = []
+            rounds: list[int] = []
             for hook in hooks[1:]:
                 with counting() as counter:
                     self.post(hook)
                 trips.append(counter.trips)
                 commands.append(counter.commands)
-            results.append(Trips(name, mean(trips), mean(commands)))
+                rounds.append(counter.rounds)
+            results.append(Trips(name, mean(trips), mean(commands), mean(rounds)))
         return results
 
     def memory(self, calls: int) -> Memory:

@@ -19,6 +19,7 @@ from ivr.config import RedisSettings, Settings
 from ivr.store.keys import KeyLayout
 from ivr.store.link import Link
 from ivr.store.redis_client import open_link
+from tests.fleet.cluster import ClusterHarness
 from tests.redis_server import running_redis
 from tests.twilio_phone import PUBLIC_BASE, Call
 
@@ -90,6 +91,23 @@ def redis_client(redis_url: str) -> Iterator[redis.Redis]:
     yield client
     client.flushdb()
     client.close()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterHarness]:
+    """A 6-node Redis Cluster (3 primaries, 3 replicas) for the run, started on first use."""
+    with ClusterHarness() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def cluster(redis_cluster: ClusterHarness) -> ClusterHarness:
+    """The run's Redis Cluster, every primary flushed (and healthy: a test that failed a
+    node over must have let it rejoin)."""
+    redis_cluster.wait_healthy(30)
+    for primary in redis_cluster.primaries():
+        primary.call("FLUSHALL")
+    return redis_cluster
 
 
 @pytest.fixture

@@ -83,6 +83,13 @@ def test_config_file_from_ivr_config_variable(tmp_path: Path) -> None:
         ('[redis]\nkey_prefix = ""\n', {}, "[redis] key_prefix"),
         ('[redis]\nhost = "x"\n', {}, "[redis] host"),
         ("[queue]\nx = 1\n", {}, "[queue]"),
+        ('[redis]\nurl = "http://r:6379"\n', {}, "[redis] url: unsupported scheme"),
+        ('[redis]\nurl = "redis+sentinel://s:26379"\n', {}, "[redis] url: redis+sentinel"),
+        ('[redis]\nurl = "redis+cluster://a:1,b:2"\n', {}, "[queue] url is required"),
+        ('[queue]\nurl = "redis+cluster://a:1"\n', {}, "[queue] url must be a standalone"),
+        ('[queue]\nurl = "redis://q:x/0"\n', {}, "[queue] url: port"),
+        ("[redis]\nreplica_ack_timeout_ms = 250\n", {}, "[redis] replica_ack_timeout_ms"),
+        ("[redis]\nreplica_ack_timeout_ms = 0\n", {}, "[redis] replica_ack_timeout_ms"),
         ("", {"IVR_PIN_PEPPER": "short"}, "[pin_store] pepper"),
         ("", {"TWILIO_AUTH_TOKEN": ""}, "[twilio] auth_token"),
         ("", {"IVR_API_TOKEN": "short"}, "[api] token"),
@@ -97,6 +104,33 @@ def test_bad_config_names_the_key(tmp_path: Path, toml: str, env: dict[str, str]
     with pytest.raises(ConfigError) as info:
         config.load(path, env={**SECRETS, **env})
     assert key in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("toml", "queue"),
+    [
+        ('[redis]\nurl = "redis://r:6379/2"\n', "redis://r:6379/2"),
+        ('[redis]\nurl = "redis+sentinel://s1:26379,s2:26379/mymaster/1"\n',
+         "redis+sentinel://s1:26379,s2:26379/mymaster/1"),
+        ('[redis]\nurl = "redis+cluster://a:7000,b:7001"\n[queue]\nurl = "redis://q:6379/0"\n',
+         "redis://q:6379/0"),
+    ],
+)  # fmt: skip
+def test_queue_url_defaults_to_a_single_redis(tmp_path: Path, toml: str, queue: str) -> None:
+    """rq's Redis is [queue] url, else [redis] url when that is one Redis or Sentinel."""
+    path = write(tmp_path, '[routing]\nnumber = "+4930123456"\n' + toml)
+    assert config.load(path, env=SECRETS).queue_url() == queue
+
+
+def test_redis_url_error_never_shows_the_password(tmp_path: Path) -> None:
+    """A bad [redis] url is reported without the password it carries."""
+    path = write(
+        tmp_path,
+        '[routing]\nnumber = "+4930123456"\n[redis]\nurl = "redis+sentinel://:hunter2secret@s:1"\n',
+    )
+    with pytest.raises(ConfigError) as info:
+        config.load(path, env=SECRETS)
+    assert "[redis] url" in str(info.value) and "hunter2secret" not in str(info.value)
 
 
 def test_missing_config_file_is_a_clear_error(tmp_path: Path) -> None:
