@@ -126,7 +126,8 @@ class Probe:
     client: FlaskClient
     signer: Signer
     workload: Workload
-    redis: redis.Redis
+    # The state Redis, for memory readings (None on a cluster: round trips only).
+    redis: redis.Redis | None = None
 
     def post(self, hook: Webhook) -> int:
         signature = self.signer.signature(hook)
@@ -156,6 +157,7 @@ class Probe:
 
     def memory(self, calls: int) -> Memory:
         """Open ``calls`` calls up to a wrong PIN (the fullest in-flight state)."""
+        assert self.redis is not None, "memory is measured on a single Redis"
         walk = self._walker()
         walk(0)  # scripts and connections exist before the first reading
         before = _used_memory(self.redis)
@@ -180,6 +182,7 @@ class Probe:
 
     def _key_bytes(self, calls: int) -> dict[str, int]:
         """MEMORY USAGE by key pattern, averaged per call."""
+        assert self.redis is not None
         totals: dict[str, int] = {}
         for key in self.redis.scan_iter(count=1000):
             usage = self.redis.memory_usage(key) or 0

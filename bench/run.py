@@ -27,6 +27,7 @@ import redis
 from bench import profiling
 from bench.accounts import fill
 from bench.driver import Driver, progress
+from bench.fleet import run_fleet
 from bench.keys import audit
 from bench.load import Load, LoadError, find_wrk, wrk_version
 from bench.plan import GUNICORN_ARGS, PRODUCT_KINDS, Plan, Store, full_plan, smoke_plan
@@ -61,6 +62,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--profile-target", default="pin", choices=("menu", "pin", "mix", "pin_large"),
     )  # fmt: skip
+    parser.add_argument(
+        "--fleet", action="store_true",
+        help="one Redis and node vs. a Redis Cluster and two nodes (whole-call mix), "
+        "and round trips per webhook on each topology",
+    )  # fmt: skip
     parser.add_argument("--wrk-threads", type=int, choices=(1, 2), default=1)
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     return parser.parse_args(argv)
@@ -72,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile and not args.profile_target.endswith("_large"):
         plan = dataclasses.replace(plan, large_accounts=plan.small_accounts)  # no 10^6 fill
     try:
-        return run(plan, args)
+        return run_fleet(plan, args) if args.fleet else run(plan, args)
     except (
         LoadError, RuntimeError, ConfigError, DependencyError, OSError, redis.RedisError,
     ) as exc:  # fmt: skip

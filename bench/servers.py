@@ -30,7 +30,7 @@ LOCKOUT_LIMIT = 1_000_000
 READY_TIMEOUT_S = 60
 
 
-def product_config(path: Path, redis_url: str, db_url: str) -> Path:
+def product_config(path: Path, redis_url: str, db_url: str, queue_url: str = "") -> Path:
     """Write the product's TOML config for the benchmark; secrets go in the environment."""
     path.write_text(
         f"""# Written by bench/run. Secrets come from TWILIO_AUTH_TOKEN / IVR_PIN_PEPPER.
@@ -38,6 +38,8 @@ def product_config(path: Path, redis_url: str, db_url: str) -> Path:
 public_base_url = "{PUBLIC_BASE}"
 [redis]
 url = "{redis_url}"
+[queue]
+url = "{queue_url}"
 [pin_store]
 url = "{db_url}"
 [lockout]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -39,16 +40,17 @@ log = logging.getLogger(__name__)
 REFRESH_INTERVAL_S = 0.5
 
 
-class Link:
-    """Base of the two topologies' links."""
+class Link(ABC):
+    """What the stores use of the state Redis, whatever its topology."""
 
     topology: Topology
 
     @property
+    @abstractmethod
     def client(self) -> Any:
         """The redis-py client (``redis.Redis`` or ``RedisCluster``) for non-round use."""
-        raise NotImplementedError
 
+    @abstractmethod
     def send(
         self, commands: Sequence[Command], operation: str, *, durable: bool = False
     ) -> list[Any]:
@@ -59,15 +61,14 @@ class Link:
         DependencyError naming ``operation`` when Redis cannot be reached or an essential
         command failed.
         """
-        raise NotImplementedError
 
+    @abstractmethod
     def primaries(self) -> list[redis.Redis]:
         """A client per primary (for start-up checks); DependencyError if unreachable."""
-        raise NotImplementedError
 
+    @abstractmethod
     def close(self) -> None:
         """Close every pooled connection."""
-        raise NotImplementedError
 
 
 def _raise(error: BaseException | None, operation: str) -> None:

@@ -45,3 +45,18 @@ def test_smoke_run_prints_every_row(tmp_path: Path) -> None:
         assert row in done.stdout, f"missing {row!r} in:\n{done.stdout}"
     assert "unexpected 0" in done.stdout
     assert (tmp_path / "latest.md").read_text(encoding="utf-8") == done.stdout
+
+
+def test_fleet_smoke_run_prints_both_modes(tmp_path: Path) -> None:
+    """bench/run --fleet --smoke loads one node on one Redis and two nodes on a cluster
+    with valid requests only, and prints their ratio and the round trips per topology."""
+    done = subprocess.run(
+        ["bash", str(REPO / "bench" / "run"), "--fleet", "--smoke", "--results-dir",
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    for row in ("single: one node, one Redis", "fleet: two nodes, Redis Cluster 3+3",
+                "fleet / single: ", "| PIN step, wrong PIN | 3 / 3 | 3 / 3 |"):  # fmt: skip
+        assert row in done.stdout, f"missing {row!r} in:\n{done.stdout}"
+    assert (tmp_path / "fleet.md").read_text(encoding="utf-8") == done.stdout
