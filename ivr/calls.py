@@ -26,6 +26,7 @@ from ivr.flow.state import (
     Need,
     PinChecked,
     Step,
+    Verdict,
     VerifyPin,
 )
 from ivr.observers import Observers, PinAttempt
@@ -36,6 +37,7 @@ from ivr.store.rounds import Command
 from ivr.verification import PinGate
 
 log = logging.getLogger("ivr.calls")
+verify_log = logging.getLogger("ivr.verification")
 # One line per saved step (ivr dev formats it for people); its arguments carry no digits.
 STEP_MESSAGE = "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d"
 
@@ -166,9 +168,7 @@ class CallService:
                 state.call_sid, need.customer_number, need.caller, verified.verdict,
                 verified.locked_now, now,
             )  # fmt: skip
-            log.log(logging.WARNING if attempt.locked_now else logging.INFO,
-                    "call=%s verify=%s account_locked=%s", state.call_sid,
-                    verified.verdict.value, str(attempt.locked_now).lower())  # fmt: skip
+            _log_verdict(state.call_sid, verified.verdict, verified.locked_now)
             # The lockout's settlement and the audit entry go out with the save.
             turn.writes.extend(verified.settle)
             turn.writes.extend(self.journal.entry(
@@ -221,3 +221,11 @@ class CallService:
             state.call_sid, came_from, state.node, state.routed, state.identified, outcome,
             state.attempts,
         )  # fmt: skip
+
+
+def _log_verdict(call_sid: str, verdict: Verdict, locked_now: bool) -> None:
+    """One line per judged PIN (never the digits); the one that locked an account warns."""
+    if locked_now:
+        verify_log.warning("call=%s verify=%s account_locked=true", call_sid, verdict.value)
+    else:
+        verify_log.info("call=%s verify=%s", call_sid, verdict.value)

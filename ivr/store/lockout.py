@@ -160,9 +160,5 @@ class Lockout:
         overlap = 1.0 - (now % 60) / 60
         return math.ceil(this_minute + last_minute * overlap)
 
-    def global_alert(self) -> bool:
-        """True while failures over all accounts reach the per-minute alert threshold."""
-        return self.failures_last_minute() >= self._settings.global_alert_per_minute
-
     def _minute(self) -> int:
         return int(self._clock() // 60)

@@ -241,16 +241,14 @@ def test_parallel_attempts_never_exceed_caller_limit(
 
 
 def test_global_failure_counter(link: Link) -> None:
-    """Every submission counts globally until it succeeds; the alert fires at the threshold."""
+    """Every submission counts globally until it succeeds, never below zero."""
     c = make(link)
     assert c.lockout.failures_last_minute() == 0
     c.wrong("acct-a", "c1")
     c.wrong("acct-b", "c2")
     assert c.lockout.failures_last_minute() == 2
-    assert c.lockout.global_alert() is False
     third = c.lockout.begin("acct-c", "c3")
     assert c.lockout.failures_last_minute() == 3
-    assert c.lockout.global_alert() is True
     c.right(third)
     assert c.lockout.failures_last_minute() == 2
     for _ in range(5):

@@ -167,7 +167,7 @@ def operations(link: Link) -> dict[str, Callable[[], object]]:
         "settle": lambda: calls.save(state, 0, lockout.settle(settled, verified=True)),
         "unlock": lambda: lockout.unlock_account("acct"),
         "lock_ttl": lambda: lockout.account_lock_ttl("acct"),
-        "global": lockout.global_alert,
+        "global": lockout.failures_last_minute,
         "load": lambda: calls.load("CA1"),
         "load_with_status": lambda: calls.load_with_status("CA1"),
         "create": lambda: calls.create(state),
