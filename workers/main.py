@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,13 @@ WORKER_TTL_S = 420
 # that, unlike the web app's quarter-second sockets. Connecting still fails fast.
 SOCKET_TIMEOUT_S = WORKER_TTL_S + 15
 CONNECT_TIMEOUT_S = 5
+# rq restarts its scheduler process (which moves retries out of their backoff) in the
+# maintenance tasks when it died, e.g. on a Redis failover: every minute, not rq's ten.
+MAINTENANCE_INTERVAL_S = 60
+# A worker that lost its queue Redis starts again after this pause, doubled each time up
+# to the cap (a failover takes seconds; an outage may take longer).
+RECONNECT_PAUSE_S = 1.0
+RECONNECT_CAP_S = 30.0
 # The journal's reads block for BLOCK_MS; its socket must outlast one.
 JOURNAL_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5
 
@@ -81,7 +89,8 @@ class IVRWorker(SimpleWorker):
     ) -> None:
         super().__init__(
             list(queues), connection=connection, job_class=ContextJob,
-            serializer=JSONSerializer, worker_ttl=WORKER_TTL_S, **kwargs,
+            serializer=JSONSerializer, worker_ttl=WORKER_TTL_S,
+            maintenance_interval=MAINTENANCE_INTERVAL_S, **kwargs,
         )  # fmt: skip
         self.context = context
         self.commands = commands
@@ -155,15 +164,34 @@ def run(
     drain = JournalDrain(context) if QUEUE_AUDIT in names and not burst else None
     try:
         written = drain_all(context, consumer_name()) if QUEUE_AUDIT in names and burst else 0
-        worker = IVRWorker(names, connection=connection, context=context, commands=not burst)
         if drain is not None:
             drain.start()
-        with _restored_signal_handlers():
-            return worker.work(burst=burst, with_scheduler=with_scheduler) or written > 0
+        return _serve(names, context, burst, with_scheduler) or written > 0
     finally:
         if drain is not None:
             drain.stop()
         context.close()
+
+
+def _serve(names: list[str], context: JobContext, burst: bool, with_scheduler: bool) -> bool:
+    """rq's loop; when the queue Redis goes away (killed, failed over), a new worker
+    starts after a growing pause instead of the process exiting: the jobs wait in Redis
+    meanwhile. A burst run fails instead (its caller wants to know)."""
+    pause = RECONNECT_PAUSE_S
+    while True:
+        try:
+            # Inside: creating a worker already talks to Redis (rq prepares for work).
+            worker = IVRWorker(names, connection=context.redis, context=context,
+                               commands=not burst)  # fmt: skip
+            with _restored_signal_handlers():
+                return worker.work(burst=burst, with_scheduler=with_scheduler)
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            if burst:
+                raise
+            log.warning("queue Redis lost (%s); the worker starts again in %.0f s",
+                        type(exc).__name__, pause)  # fmt: skip
+        time.sleep(pause)
+        pause = min(pause * 2, RECONNECT_CAP_S)
 
 
 @contextmanager

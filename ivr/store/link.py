@@ -28,13 +28,14 @@ from ivr.store.rounds import (
     Command,
     Durability,
     Exchange,
-    first_error,
     redirected,
     settle,
 )
 
 log = logging.getLogger(__name__)
 
+# The commands of one node that failed, and why.
+Failure = tuple[list[tuple[int, Command]], BaseException]
 # After a node failed, the cluster's slot map is read again at most this often per
 # process: a dead primary must not make every webhook re-read the map.
 REFRESH_INTERVAL_S = 0.5
@@ -52,14 +53,19 @@ class Link(ABC):
 
     @abstractmethod
     def send(
-        self, commands: Sequence[Command], operation: str, *, durable: bool = False
+        self,
+        commands: Sequence[Command],
+        operation: str,
+        *,
+        durable: bool = False,
+        tolerant: bool = False,
     ) -> list[Any]:
         """Send ``commands`` as one round; their results in order (see :mod:`.rounds`).
 
         ``durable``: wait for a replica's acknowledgement on every node with replicas
         that ran an essential command (ReplicaAckError when none acknowledges in time).
         DependencyError naming ``operation`` when Redis cannot be reached or an essential
-        command failed.
+        command failed; ``tolerant``: a failed command's result is its exception instead.
         """
 
     @abstractmethod
@@ -91,7 +97,12 @@ class SingleLink(Link):
         return self._client
 
     def send(
-        self, commands: Sequence[Command], operation: str, *, durable: bool = False
+        self,
+        commands: Sequence[Command],
+        operation: str,
+        *,
+        durable: bool = False,
+        tolerant: bool = False,
     ) -> list[Any]:
         if not commands:
             return []
@@ -99,6 +110,8 @@ class SingleLink(Link):
         try:
             conn = pool.get_connection()
         except CONNECTION_ERRORS as exc:
+            if tolerant:
+                return [exc] * len(commands)  # nothing ran
             raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
         node = f"{getattr(conn, 'host', '')}:{getattr(conn, 'port', '')}"
         exchange = Exchange(node, conn, list(enumerate(commands)),
@@ -108,8 +121,11 @@ class SingleLink(Link):
             exchange.read()
         finally:
             exchange.release(pool)
+        if tolerant and isinstance(exchange.error, CONNECTION_ERRORS):
+            # Unread replies are unknown: as far as we know, nothing ran.
+            return [exchange.replies.get(i, exchange.error) for i in range(len(commands))]
         _raise(exchange.error, operation)
-        return settle(commands, exchange.replies, operation)
+        return settle(commands, exchange.replies, operation, tolerant)
 
     def primaries(self) -> list[redis.Redis]:
         return [self._client]
@@ -148,27 +164,43 @@ class ClusterLink(Link):
         return self._cluster
 
     def send(
-        self, commands: Sequence[Command], operation: str, *, durable: bool = False
+        self,
+        commands: Sequence[Command],
+        operation: str,
+        *,
+        durable: bool = False,
+        tolerant: bool = False,
     ) -> list[Any]:
         if not commands:
             return []
-        replies = self._round(list(enumerate(commands)), operation, durable)
-        moved = [(i, commands[i]) for i, reply in replies.items() if redirected(reply)]
-        if moved:
-            # The slots moved (a failover or a resharding): those commands did not run.
-            # The slot map learnt the new owners from the replies; one more round.
-            replies.update(self._round(moved, operation, durable))
-        return settle(commands, replies, operation)
+        replies, unsent = self._round(list(enumerate(commands)), operation, durable, tolerant)
+        # Commands that did not run: their slot moved (MOVED: a failover or a resharding,
+        # the slot map learnt the new owner from the reply) or their node refused the
+        # connection (it died: the slot map was read again). One more round for them.
+        again = [(i, commands[i]) for i, reply in replies.items() if redirected(reply)]
+        again += [item for share, _ in unsent for item in share]
+        if again:
+            more, unsent = self._round(again, operation, durable, tolerant)
+            replies.update(more)
+            self._absorb(unsent, replies, operation, tolerant)
+        return settle(commands, replies, operation, tolerant)
 
     def _round(
-        self, items: list[tuple[int, Command]], operation: str, durable: bool
-    ) -> dict[int, Any]:
+        self, items: list[tuple[int, Command]], operation: str, durable: bool, tolerant: bool
+    ) -> tuple[dict[int, Any], list[Failure]]:
+        """One round; its replies, and the shares whose node refused the connection
+        (nothing of them ran). Any other failure is absorbed (see :meth:`_absorb`)."""
         cluster = self.client
         exchanges: list[tuple[Exchange, Any]] = []
+        unsent: list[Failure] = []
         try:
             for node, share in self._by_node(cluster, items, operation).items():
                 pool = cluster.get_redis_connection(node).connection_pool
-                conn = pool.get_connection()
+                try:
+                    conn = pool.get_connection()
+                except CONNECTION_ERRORS as exc:
+                    unsent.append((share, exc))
+                    continue
                 exchange = Exchange(node.name, conn, share,
                                     self._durability if durable else None)  # fmt: skip
                 exchanges.append((exchange, pool))
@@ -176,23 +208,40 @@ class ClusterLink(Link):
                 exchange.write()
             for exchange, _ in exchanges:
                 exchange.read()
-        except CONNECTION_ERRORS as exc:
-            self._refresh()
-            raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
         finally:
             for exchange, pool in exchanges:
                 exchange.release(pool)
-        error = first_error(e for e, _ in exchanges)
-        if isinstance(error, CONNECTION_ERRORS):
+        if unsent:
             self._refresh()
-        _raise(error, operation)
         replies: dict[int, Any] = {}
         for exchange, _ in exchanges:
             replies.update(exchange.replies)
-            for reply in exchange.replies.values():
-                if isinstance(reply, MovedError):
-                    cluster.nodes_manager.move_slot(reply)
-        return replies
+        failed = [(e.items, e.error) for e, _ in exchanges if e.error is not None]
+        self._absorb(failed, replies, operation, tolerant)
+        for reply in replies.values():
+            if isinstance(reply, MovedError):
+                cluster.nodes_manager.move_slot(reply)
+        return replies, unsent
+
+    def _absorb(
+        self, failures: list[Failure], replies: dict[int, Any], operation: str, tolerant: bool
+    ) -> None:
+        """A node that failed fails the round if it had essential commands (unless the
+        round is tolerant; a missing replica acknowledgement always fails it); otherwise
+        its commands' results become the error (side channels: logged and ignored)."""
+        if any(isinstance(error, CONNECTION_ERRORS) for _, error in failures):
+            self._refresh()
+        fatal = [
+            error for share, error in failures
+            if isinstance(error, ReplicaAckError)
+            or (not tolerant and any(c.essential for _, c in share))
+        ]  # fmt: skip
+        if fatal:
+            acks = [e for e in fatal if isinstance(e, ReplicaAckError)]
+            _raise((acks or fatal)[0], operation)
+        for share, error in failures:
+            for index, _ in share:
+                replies[index] = error
 
     def _by_node(
         self, cluster: RedisCluster, items: list[tuple[int, Command]], operation: str

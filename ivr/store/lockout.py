@@ -7,7 +7,8 @@ limit is already reached. However many calls race, at most ``account_max_failure
 submissions per account (and ``caller_max_failures`` per caller number) are ever compared
 per lock period. The three scripts go out in one durable round (:mod:`ivr.store.rounds`):
 in parallel on a cluster, acknowledged by a replica where there is one, so a failover
-cannot forget a counted failure. If any essential count fails, nothing is compared.
+cannot forget a counted failure. If a count fails (a shard is down), nothing is compared
+and the counts that did run are taken back: an attempt never compared never counts.
 
 What happens after the comparison is returned as commands (:meth:`Lockout.settle`) to go
 out with the call's save: a right PIN resets the account and takes back the caller's and
@@ -19,18 +20,23 @@ more. Key names and TTLs: :mod:`ivr.store.keys`.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from ivr.config import LockoutSettings
-from ivr.store.keys import GLOBAL_BUCKET_TTL_S, KeyLayout
+from ivr.exceptions import DependencyError
+from ivr.store.keys import GLOBAL_BUCKET_TTL_S, KeyLayout, Pair
 from ivr.store.link import Link
 from ivr.store.redis_client import dependency_errors
 from ivr.store.rounds import Command, run
 from ivr.store.scripts import script
+
+log = logging.getLogger(__name__)
 
 CALLER = script("lockout_caller.lua")
 ACCOUNT = script("lockout_account.lua")
@@ -89,28 +95,74 @@ class Lockout:
     def begin(self, account: str, caller: str | None) -> Attempt:
         """Count a PIN submission as a failure and say whether it may be compared.
 
-        One durable round; DependencyError (ReplicaAckError) when a count may not have
-        happened or may not survive a failover: then nothing may be compared.
+        One durable round. If any count fails, nothing may be compared (DependencyError,
+        or ReplicaAckError when a replica did not acknowledge): the counts that did run
+        are then taken back, so an attempt never compared never counts (a caller
+        retrying while a shard fails over must not block their own number).
         """
         caller_keys, account_keys = self._keys.caller(caller), self._keys.account(account)
+        minute = self._keys.global_failures(self._minute())
         commands = (
             # The caller first: on a single Redis the pipeline runs in this order.
             run(CALLER, (caller_keys.fails, caller_keys.lock), self._caller_args,
                 what="caller count"),
             # Only the spraying alarm: its failure must not refuse a caller.
-            run(GLOBAL, self._keys.global_failures(self._minute()), (1, GLOBAL_BUCKET_TTL_S),
-                essential=False, what="global count"),
+            run(GLOBAL, minute, (1, GLOBAL_BUCKET_TTL_S), essential=False, what="global count"),
             run(ACCOUNT, (account_keys.fails, account_keys.lock), self._account_args,
                 what="account count"),
         )  # fmt: skip
-        caller_blocked, _, (allowed, locked_now) = self._link.send(
-            commands, "lockout count", durable=True
+        blocked, counted_globally, judged = self._link.send(
+            commands, "lockout count", durable=True, tolerant=True
         )
+        if isinstance(blocked, Exception) or isinstance(judged, Exception):
+            self._take_back(blocked, counted_globally, judged, caller_keys, account_keys, minute)
+            failed = blocked if isinstance(blocked, Exception) else judged
+            raise DependencyError(
+                f"redis: lockout count failed ({type(failed).__name__})"
+            ) from failed
+        allowed, locked_now = judged
         counted = bool(allowed) or bool(locked_now)
-        if caller_blocked:
+        if blocked:
             return Attempt(AttemptStatus.CALLER_LOCKED, False, account, caller, counted)
         status = AttemptStatus.ALLOWED if allowed else AttemptStatus.ACCOUNT_LOCKED
         return Attempt(status, bool(locked_now), account, caller, counted)
+
+    def _take_back(
+        self,
+        blocked: Any,
+        counted_globally: Any,
+        judged: Any,
+        caller: Pair,
+        account: Pair,
+        minute: tuple[str, str],
+    ) -> None:
+        """Undo the counts of an attempt that will not be compared (best effort)."""
+        undo = []
+        if blocked == 0:  # counted, not refused by a block
+            undo.append(
+                run(
+                    TAKE_BACK,
+                    (caller.fails, caller.lock),
+                    ("1", self._settings.caller_max_failures),
+                    essential=False,
+                )
+            )
+        if isinstance(judged, list) and (judged[0] or judged[1]):
+            flag = "1" if judged[1] else "0"
+            undo.append(
+                run(
+                    TAKE_BACK,
+                    (account.fails, account.lock),
+                    (flag, self._settings.account_max_failures),
+                    essential=False,
+                )
+            )
+        if isinstance(counted_globally, int):
+            undo.append(run(GLOBAL, minute, (-1, 0), essential=False))
+        try:
+            self._link.send(undo, "lockout take-back")
+        except DependencyError as exc:
+            log.warning("counts of an attempt not compared stay counted: %s", exc)
 
     def settle(self, attempt: Attempt, verified: bool) -> tuple[Command, ...]:
         """The writes that follow a judged attempt, to go out with the call's save."""

@@ -21,7 +21,8 @@ from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import Connection, SSLConnection, UnixDomainSocketConnection
 from redis.retry import Retry
-from redis.sentinel import Sentinel, SentinelConnectionPool
+from redis.sentinel import Sentinel, SentinelConnectionPool, SentinelManagedConnection
+from redis.utils import SENTINEL
 
 from ivr.config import RedisSettings
 from ivr.exceptions import ConfigError, DependencyError
@@ -38,6 +39,30 @@ class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool)
     """Sentinel's pool (asks the sentinels for the primary on every connect) with the
     blocking pool's bound: beyond ``max_connections`` a request waits ``timeout`` for a
     free connection instead of failing at once or opening ever more sockets."""
+
+
+class SentinelConnection(SentinelManagedConnection):
+    """redis-py's Sentinel connection, but one whose read is cut short (a timeout, a
+    signal's exception: rq's warm shutdown interrupts its blocking pop) is closed, as
+    every other redis-py connection does; left open, the next command on it reads the
+    stale reply (rq's shutdown then hung for the pop's whole timeout)."""
+
+    def read_response(
+        self,
+        disable_decoding: bool = False,
+        *,
+        timeout: float | object = SENTINEL,
+        disconnect_on_error: bool | None = True,
+        push_request: bool | None = False,
+    ) -> Any:
+        return super().read_response(
+            disable_decoding, timeout=timeout, disconnect_on_error=disconnect_on_error,
+            push_request=push_request,
+        )  # fmt: skip
+
+
+class SentinelSSLConnection(SentinelConnection, SSLConnection):
+    """The same over TLS."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +155,8 @@ def _single(target: RedisTarget, settings: RedisSettings, timeouts: Timeouts) ->
     )  # fmt: skip
     client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
         target.service_name or "", redis_class=redis.Redis,
-        connection_pool_class=BlockingSentinelPool, db=target.db, ssl=target.tls,
+        connection_pool_class=BlockingSentinelPool, db=target.db,
+        connection_class=SentinelSSLConnection if target.tls else SentinelConnection,
         **bound, **options,
     )  # fmt: skip
     return client

@@ -24,13 +24,15 @@ sent in the same pipeline; a node without any (a standalone Redis, or a freshly 
 primary whose old primary has not rejoined yet) has nothing to wait for.
 
 A command is *essential* (its failure fails the round: DependencyError naming the round's
-operation) or not (a side channel: its failure is logged and its result is None).
+operation) or not (a side channel: its failure is logged and its result is None). A
+*tolerant* round fails no command for another's sake: each failed essential command's
+result is its exception, so the caller can undo what did run (the lockout's counts).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -197,12 +199,18 @@ def _replica_count(role: Any) -> int:
     return 0
 
 
-def settle(commands: Sequence[Command], replies: dict[int, Any], operation: str) -> list[Any]:
-    """The results in order: essential errors raise, side-channel errors become None."""
+def settle(
+    commands: Sequence[Command], replies: dict[int, Any], operation: str, tolerant: bool = False
+) -> list[Any]:
+    """The results in order: essential errors raise (``tolerant``: are returned as the
+    exception, for the caller to see which commands ran), side-channel errors become None."""
     results: list[Any] = []
     for index, cmd in enumerate(commands):
         reply = replies.get(index)
         if not isinstance(reply, Exception):
+            results.append(reply)
+            continue
+        if cmd.essential and tolerant:
             results.append(reply)
             continue
         if cmd.essential:
@@ -210,13 +218,6 @@ def settle(commands: Sequence[Command], replies: dict[int, Any], operation: str)
         log.warning("%s in %s failed (%s); ignored", cmd.what, operation, type(reply).__name__)
         results.append(None)
     return results
-
-
-def first_error(exchanges: Iterable[Exchange]) -> BaseException | None:
-    """The first failure of any exchange (a replica timeout before a connection error)."""
-    errors = [e.error for e in exchanges if e.error is not None]
-    acks = [e for e in errors if isinstance(e, ReplicaAckError)]
-    return (acks or errors or [None])[0]
 
 
 def redirected(reply: Any) -> bool:

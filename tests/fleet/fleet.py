@@ -82,6 +82,13 @@ class Fleet:
         assert self.sentinel is not None
         return self.sentinel.primary()
 
+    def journal_primary(self) -> RedisNode:
+        """The Redis primary that holds the audit journal."""
+        if self.cluster is not None:
+            return self.cluster.node_for_key(KeyLayout().audit_journal)
+        assert self.sentinel is not None
+        return self.sentinel.primary()
+
     def primaries(self) -> list[RedisNode]:
         """Every current primary (one per shard)."""
         if self.cluster is not None:
@@ -101,6 +108,15 @@ class Fleet:
         harness = self.cluster if self.cluster is not None else self.sentinel
         assert harness is not None
         harness.rejoin(node)
+
+    def worker(self, log: Path) -> subprocess.Popen[bytes]:
+        """``ivr worker`` (until stopped) on the fleet's config, its output in ``log``."""
+        ivr = Path(sys.executable).with_name("ivr")
+        with log.open("wb") as out:
+            return subprocess.Popen(  # noqa: S603 - fixed argv
+                [str(ivr), "worker"], env={**os.environ, **self.env}, stdout=out,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
 
     def worker_burst(self) -> subprocess.CompletedProcess[str]:
         """``ivr worker --burst`` on the fleet's config (journal and queues drained)."""

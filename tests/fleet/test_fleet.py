@@ -12,17 +12,23 @@ Bounds proven (the measured values are printed; run with ``-s`` to see them):
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import partial
+from pathlib import Path
 
 import pytest
+from rq import Queue
 
+from ivr.jobs import PURGE_AUDIT, QUEUE_AUDIT, JobQueues
 from ivr.store.audit import AuditStore
+from ivr.store.redis_client import close_client, open_client
 from tests.conftest import ACCOUNTS, SHARED_NUMBER, SINGLE_OWNER, UNKNOWN_NUMBER
 from tests.fleet.fleet import CLUSTER, CUSTOMERS, MAX_FAILURES, SENTINEL, Fleet, running_fleet
+from tests.fleet.redis_nodes import wait_for
 from tests.racing import race
 from tests.twilio_phone import Call, Twiml, parse_task
 
@@ -217,6 +223,49 @@ def test_failure_counts_survive_a_failover_of_every_shard(fleet: Fleet) -> None:
     last = fleet.phone("+4930900003")
     assert follow(last, "1", *typed, WRONG_PIN).gather is not None  # the fifth: locks
     assert outcome(last.press(customer.pin)) == (False, "locked")
+
+
+def test_worker_survives_a_failover(fleet: Fleet, tmp_path: Path) -> None:
+    """``ivr worker`` keeps working through a failover of the primary holding its work:
+    a job enqueued and a PIN attempt made afterwards are done, and SIGTERM still stops
+    it within 10 s (rq's warm shutdown)."""
+    settle(fleet)
+    log = tmp_path / "worker.log"
+    worker = fleet.worker(log)
+    queue = open_client(fleet.settings.queue_url(), fleet.settings.redis, key="[queue] url",
+                        socket_timeout_s=5)  # fmt: skip
+    audit = AuditStore.from_url(fleet.settings.pin_store.url, 5.0)
+    try:
+        wait_for("the worker to listen", lambda: "Listening on" in log.read_text() or None, 20)
+        before = audit.count()
+        victim = fleet.journal_primary()
+        fleet.fail_over(victim)
+        settle(fleet)
+        JobQueues(queue).enqueue(QUEUE_AUDIT, PURGE_AUDIT, [], "audit-purge-after-failover", 1)
+        call = fleet.phone("+4930900009")
+        answer = follow(call, "1", f"{CUSTOMERS[5].number}#", WRONG_PIN)
+        assert answer.gather is not None, [n.log.read_text()[-1500:] for n in fleet.nodes]
+        finished = Queue(QUEUE_AUDIT, connection=queue).finished_job_registry
+        wait_for(
+            "the job to be done",
+            lambda: "audit-purge-after-failover" in finished.get_job_ids() or None,
+            30,
+        )
+        wait_for("the attempt in PostgreSQL", lambda: audit.count() > before or None, 30)
+        fleet.rejoin(victim)
+    finally:
+        stopping = time.monotonic()
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        close_client(queue)
+        audit.close()
+    assert time.monotonic() - stopping < 10, log.read_text()[-2000:]
+    assert worker.returncode == 0, log.read_text()[-2000:]
 
 
 def test_web_node_killed_between_two_webhooks(fleet: Fleet) -> None:

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 from ivr.config import LockoutSettings, RedisSettings
+from ivr.exceptions import DependencyError
 from ivr.store.keys import KeyLayout
 from ivr.store.link import Link
 from ivr.store.lockout import Attempt, AttemptStatus, Lockout
@@ -321,4 +322,20 @@ def test_scripts_reload_after_script_flush(link: Link, redis_client: redis.Redis
     redis_client.script_flush()
     c.right(attempt)
     assert redis_client.get("ivr:acct:{acct-a}:fails") is None
+    assert redis_client.get("ivr:caller:{caller}:fails") == b"1"
+
+
+def test_a_failed_count_is_not_compared_and_counts_nothing(
+    link: Link, redis_client: redis.Redis
+) -> None:
+    """When the account's count fails (its shard down, here a broken key), the attempt is
+    refused as unavailable and the caller and global counts it made are taken back."""
+    c = make(link)
+    redis_client.set("ivr:acct:{acct-x}:fails", "not a number")
+    with pytest.raises(DependencyError, match="lockout count failed"):
+        c.lockout.begin("acct-x", "caller")
+    assert redis_client.get("ivr:caller:{caller}:fails") is None
+    assert c.lockout.failures_last_minute() == 0
+    redis_client.delete("ivr:acct:{acct-x}:fails")
+    assert c.wrong("acct-x", "caller").allowed
     assert redis_client.get("ivr:caller:{caller}:fails") == b"1"
