@@ -115,6 +115,19 @@ class KeyLayout:
         """Failed console logins of a username subject."""
         return f"{self.prefix}:agent-login:{{{_checked(subject)}}}"
 
+    def patterns(self) -> tuple[str, ...]:
+        """Glob patterns that together match every key named here (and nothing else of
+        ours): what a key audit or a test holds the Redis contents against."""
+        p = self.prefix
+        return (
+            f"{p}:call:{{*}}", f"{p}:call:{{*}}:status",
+            f"{p}:acct:{{*}}:fails", f"{p}:acct:{{*}}:lock",
+            f"{p}:caller:{{*}}:fails", f"{p}:caller:{{*}}:block",
+            f"{p}:failures:{{global}}:*", *self.board.all(), self.audit_journal,
+            f"{p}:agent-login:{{*}}", f"{p}:jobs:lock-notified:*", f"{p}:jobs:crm-delivered:*",
+            f"{p}:jobs:sms-sent:*", f"{p}:jobs:audit-purge:*",
+        )  # fmt: skip
+
     # --- queue Redis --------------------------------------------------------------------
 
     def lock_notified(self, subject: str) -> str:
