@@ -155,13 +155,19 @@ class ClusterLink(Link):
         if self._cluster is None:
             with self._lock:
                 if self._cluster is None:
-                    try:
-                        self._cluster = self._factory()
-                    except (redis.RedisError, RedisClusterException, OSError) as exc:
-                        raise DependencyError(
-                            f"redis: cluster unreachable ({type(exc).__name__})"
-                        ) from exc
+                    self._cluster = self._create()
         return self._cluster
+
+    def _create(self) -> RedisCluster:
+        # While the cluster is unreachable, one attempt per REFRESH_INTERVAL_S: the
+        # webhooks in between fail at once instead of each waiting for every seed.
+        if time.monotonic() - self._refreshed_at < REFRESH_INTERVAL_S:
+            raise DependencyError("redis: cluster unreachable (retrying shortly)")
+        self._refreshed_at = time.monotonic()
+        try:
+            return self._factory()
+        except (redis.RedisError, RedisClusterException, OSError) as exc:
+            raise DependencyError(f"redis: cluster unreachable ({type(exc).__name__})") from exc
 
     def send(
         self,

@@ -19,8 +19,8 @@ goes to its new owner).
 replica has them (``WAIT 1 <[redis] replica_ack_timeout_ms>``) on every node that has
 replicas, so a failover cannot forget a counted failure; a node whose replicas do not
 acknowledge in time fails the round (:class:`~ivr.exceptions.ReplicaAckError`, the caller
-is handed over as not identified). Whether a node has replicas is learnt from a ``ROLE``
-sent in the same pipeline; a node without any (a standalone Redis, or a freshly promoted
+is handed over as not identified). Whether a node has replicas is learnt from ``ROLE``
+(:class:`ReplicaCache`); a node without any (a standalone Redis, or a freshly promoted
 primary whose old primary has not rejoined yet) has nothing to wait for.
 
 A command is *essential* (its failure fails the round: DependencyError naming the round's
@@ -32,6 +32,7 @@ result is its exception, so the caller can undo what did run (the lockout's coun
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -46,6 +47,8 @@ from ivr.store.scripts import LuaScript
 log = logging.getLogger(__name__)
 
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# A node known to have no replica is asked again (ROLE) at most this often.
+ROLE_RECHECK_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -83,13 +86,28 @@ def run(
 
 @dataclass
 class ReplicaCache:
-    """How many replicas each node had when last asked (``ROLE``), by node name."""
+    """How many replicas each node had when last asked (``ROLE``), by node name, and when.
 
-    counts: dict[str, int] = field(default_factory=dict)
+    A node with replicas gets a ``WAIT`` after its durable writes, every time. A node
+    without any is asked again at most every :data:`ROLE_RECHECK_S`, in the round itself:
+    a standalone Redis pays nothing per write, and a replica that attaches is waited for
+    within that time (a failover onto a replica that attached less than a second ago and
+    has not synchronised yet could not be avoided anyway).
+    """
 
-    def known_with_replicas(self, node: str) -> bool:
-        """True when the node is known to have replicas: its writes can be awaited at once."""
-        return self.counts.get(node, 0) > 0
+    counts: dict[str, tuple[int, float]] = field(default_factory=dict)
+
+    def plan(self, node: str, now: float) -> tuple[bool, bool]:
+        """(send WAIT, send ROLE) for durable writes on ``node``."""
+        known = self.counts.get(node)
+        if known is not None and known[0] > 0:
+            return True, False
+        if known is not None and now - known[1] < ROLE_RECHECK_S:
+            return False, False
+        return False, True
+
+    def learn(self, node: str, replicas: int, now: float) -> None:
+        self.counts[node] = (replicas, now)
 
 
 @dataclass(frozen=True)
@@ -116,17 +134,18 @@ class Exchange:
         self.replies: dict[int, Any] = {}
         self.error: BaseException | None = None
         self._durability = durability if any(c.essential for _, c in items) else None
-        self._waited = False
+        self._wait = self._role = False
         self._dirty = False  # commands sent whose replies are not read (yet)
 
     def write(self) -> None:
-        """Send every command (plus WAIT and ROLE when durable) without waiting."""
+        """Send every command (plus WAIT or ROLE when durable) without waiting."""
         commands = [c.args for _, c in self.items]
         if self._durability is not None:
-            self._waited = self._durability.replicas.known_with_replicas(self.node)
-            if self._waited:
+            self._wait, self._role = self._durability.replicas.plan(self.node, time.monotonic())
+            if self._wait:
                 commands.append(("WAIT", 1, self._durability.timeout_ms))
-            commands.append(("ROLE",))
+            if self._role:
+                commands.append(("ROLE",))
         try:
             self._send(commands)
         except CONNECTION_ERRORS as exc:
@@ -139,10 +158,12 @@ class Exchange:
         try:
             for index, _ in self.items:
                 self.replies[index] = self._reply()
-            acked = self._reply() if self._waited else None
-            replicas = _replica_count(self._reply()) if self._durability is not None else 0
+            acked = self._reply() if self._wait else None
+            replicas = _replica_count(self._reply()) if self._role else None
             self._dirty = False
-            self._follow_up(acked, replicas)
+            rerun = self._rerun_unknown_scripts()
+            if self._durability is not None:
+                self._make_durable(self._durability, acked, replicas, bool(rerun))
         except CONNECTION_ERRORS as exc:
             self.error = exc
 
@@ -152,7 +173,7 @@ class Exchange:
             self.conn.disconnect()  # type: ignore[no-untyped-call]
         pool.release(self.conn)
 
-    def _follow_up(self, acked: Any, replicas: int) -> None:
+    def _rerun_unknown_scripts(self) -> list[tuple[int, Command]]:
         rerun = [(i, c) for i, c in self.items if _unknown_script(self.replies[i], c)]
         if rerun:
             # The server lost or never had the script: nothing ran, send the source once.
@@ -160,22 +181,39 @@ class Exchange:
             for index, _ in rerun:
                 self.replies[index] = self._reply()
             self._dirty = False
-        if self._durability is None:
+        return rerun
+
+    def _make_durable(
+        self, durability: Durability, acked: Any, replicas: int | None, rerun: bool
+    ) -> None:
+        """Make sure a replica has the writes wherever the node has replicas."""
+        cache = durability.replicas
+        if replicas is not None:
+            cache.learn(self.node, replicas, time.monotonic())
+        if self._wait and not rerun and int(acked or 0) >= 1:
             return
-        self._durability.replicas.counts[self.node] = replicas
-        if replicas == 0:
-            return  # nothing to wait for: no replica could be promoted with less
-        if not self._waited or rerun:
+        if not self._wait and not replicas:
+            return  # no replica (known recently, or just asked): nothing could be promoted
+        if not self._wait or rerun:
             # A replica appeared since we last asked, or writes ran after the WAIT.
-            self._send([("WAIT", 1, self._durability.timeout_ms)])
-            acked = self._reply()
-            self._dirty = False
-        if int(acked or 0) < 1:
-            log.error("redis node %s: no replica acknowledged within %d ms", self.node,
-                      self._durability.timeout_ms)  # fmt: skip
-            self.error = ReplicaAckError(
-                f"redis: no replica acknowledged within {self._durability.timeout_ms} ms"
-            )
+            acked = self._ask(("WAIT", 1, durability.timeout_ms))
+        if int(acked or 0) >= 1:
+            return
+        replicas = _replica_count(self._ask(("ROLE",)))
+        cache.learn(self.node, replicas, time.monotonic())
+        if replicas == 0:
+            return  # the replicas went away: nothing to wait for (a failover took them)
+        log.error("redis node %s: no replica acknowledged within %d ms", self.node,
+                  durability.timeout_ms)  # fmt: skip
+        self.error = ReplicaAckError(
+            f"redis: no replica acknowledged within {durability.timeout_ms} ms"
+        )
+
+    def _ask(self, command: tuple[Any, ...]) -> Any:
+        self._send([command])
+        reply = self._reply()
+        self._dirty = False
+        return reply
 
     def _send(self, commands: list[tuple[Any, ...]]) -> None:
         self._dirty = True
