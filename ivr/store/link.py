@@ -122,7 +122,7 @@ class SingleLink(Link):
         finally:
             exchange.release(pool)
         if tolerant and isinstance(exchange.error, CONNECTION_ERRORS):
-            # Unread replies are unknown: as far as we know, nothing ran.
+            # The replies read are real; the commands whose replies never came are failed.
             return [exchange.replies.get(i, exchange.error) for i in range(len(commands))]
         _raise(exchange.error, operation)
         return settle(commands, exchange.replies, operation, tolerant)

@@ -95,10 +95,11 @@ class Lockout:
     def begin(self, account: str, caller: str | None) -> Attempt:
         """Count a PIN submission as a failure and say whether it may be compared.
 
-        One durable round. If any count fails, nothing may be compared (DependencyError,
-        or ReplicaAckError when a replica did not acknowledge): the counts that did run
-        are then taken back, so an attempt never compared never counts (a caller
-        retrying while a shard fails over must not block their own number).
+        One durable round. If any count fails, nothing may be compared (DependencyError)
+        and the counts that did run are taken back: an attempt never compared never
+        counts (a caller retrying while a shard fails over must not block their own
+        number). Counts that ran but that no replica acknowledged in time stay counted
+        (ReplicaAckError): stricter, never looser.
         """
         caller_keys, account_keys = self._keys.caller(caller), self._keys.account(account)
         minute = self._keys.global_failures(self._minute())

@@ -15,7 +15,7 @@ if count < max then
   return {1, 0}
 end
 -- The max-th submission locks pre-emptively, so parallel calls are refused while it is
--- still being compared; if its PIN is right, succeeded() lifts the lock again. The
+-- still being compared; if its PIN is right, the reset (Lockout.settle) lifts it. The
 -- counter expires with the lock: once the lock ends the account starts afresh.
 redis.call('SET', KEYS[2], '1', 'EX', ARGV[3])
 redis.call('EXPIRE', KEYS[1], ARGV[3])

@@ -1,7 +1,7 @@
 """The product as a fleet: two gunicorn nodes on a Redis Cluster or a Sentinel group, with
 PostgreSQL as the PIN store, every server real and started here, every call over HTTP.
 
-Bounds proven (the measured values are printed; run with ``-s`` to see them):
+Bounds proven (the measured times are in pytest's summary, "fleet measurements"):
 - any webhook of a call may land on any node, and a node killed mid-call loses nothing;
 - parallel wrong PINs over both nodes: exactly ``account_max_failures`` are compared;
 - a primary killed while calls run: every call still reaches an agent, none is identified
@@ -27,6 +27,7 @@ from ivr.jobs import PURGE_AUDIT, QUEUE_AUDIT, JobQueues
 from ivr.store.audit import AuditStore
 from ivr.store.redis_client import close_client, open_client
 from tests.conftest import ACCOUNTS, SHARED_NUMBER, SINGLE_OWNER, UNKNOWN_NUMBER
+from tests.fleet.conftest import report
 from tests.fleet.fleet import CLUSTER, CUSTOMERS, MAX_FAILURES, SENTINEL, Fleet, running_fleet
 from tests.fleet.redis_nodes import wait_for
 from tests.racing import race
@@ -189,8 +190,8 @@ def test_primary_killed_while_calls_run(fleet: Fleet) -> None:
     again_s = min(r.ended for r in after) - killed_at if after else float("inf")
     late = [r for r in results if r.right_pin and r.started > killed_at + IDENTIFIED_AGAIN_BOUND_S]
     slowest = max(h.seconds for h in hits)
-    print(
-        f"\n[{fleet.topology}] primary killed: promoted after {promoted_s:.2f} s, calls "
+    report(
+        f"[{fleet.topology}] primary killed: promoted after {promoted_s:.2f} s, calls "
         f"identified again after {again_s:.2f} s; {len(results)} calls, "
         f"{sum(not r.identified for r in results if r.right_pin)} right-PIN calls not "
         f"identified; {len(hits)} webhooks, slowest {slowest * 1000:.0f} ms"
@@ -217,7 +218,7 @@ def test_failure_counts_survive_a_failover_of_every_shard(fleet: Fleet) -> None:
     assert second.gather is not None  # the fourth failure: asked to try again
     for primary in fleet.primaries():
         seconds = fleet.fail_over(primary)
-        print(f"\n[{fleet.topology}] primary :{primary.port} failed over in {seconds:.2f} s")
+        report(f"[{fleet.topology}] primary :{primary.port} failed over in {seconds:.2f} s")
         fleet.rejoin(primary)
     settle(fleet)
     last = fleet.phone("+4930900003")

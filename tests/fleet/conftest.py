@@ -1,0 +1,21 @@
+"""The fleet tests' measurements (failover and recovery times) go into pytest's summary,
+so every run's log shows them, not only a run with ``-s``."""
+
+from __future__ import annotations
+
+from _pytest.terminal import TerminalReporter
+
+MEASURED: list[str] = []
+
+
+def report(line: str) -> None:
+    """Keep ``line`` for the summary at the end of the run."""
+    MEASURED.append(line)
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """Print the measurements of this run's fleet tests."""
+    if MEASURED:
+        terminalreporter.section("fleet measurements")
+        for line in MEASURED:
+            terminalreporter.write_line(line)
