@@ -162,7 +162,11 @@ class Exchange:
             replicas = _replica_count(self._reply()) if self._role else None
             self._dirty = False
             rerun = self._rerun_unknown_scripts()
-            if self._durability is not None:
+            # Durability is for writes that ran here: not for commands this node refused
+            # (MOVED from a former primary, which then also refuses WAIT as a replica).
+            ran = any(c.essential and not isinstance(self.replies[i], Exception)
+                      for i, c in self.items)  # fmt: skip
+            if self._durability is not None and ran:
                 self._make_durable(self._durability, acked, replicas, bool(rerun))
         except CONNECTION_ERRORS as exc:
             self.error = exc
@@ -190,14 +194,14 @@ class Exchange:
         cache = durability.replicas
         if replicas is not None:
             cache.learn(self.node, replicas, time.monotonic())
-        if self._wait and not rerun and int(acked or 0) >= 1:
+        if self._wait and not rerun and _acks(acked) >= 1:
             return
         if not self._wait and not replicas:
             return  # no replica (known recently, or just asked): nothing could be promoted
         if not self._wait or rerun:
             # A replica appeared since we last asked, or writes ran after the WAIT.
             acked = self._ask(("WAIT", 1, durability.timeout_ms))
-        if int(acked or 0) >= 1:
+        if _acks(acked) >= 1:
             return
         replicas = _replica_count(self._ask(("ROLE",)))
         cache.learn(self.node, replicas, time.monotonic())
@@ -224,6 +228,11 @@ class Exchange:
             return self.conn.read_response()
         except redis.ResponseError as exc:  # an error reply: the connection is still in sync
             return exc
+
+
+def _acks(reply: Any) -> int:
+    """Replicas that acknowledged, from a WAIT reply (an error reply: none)."""
+    return reply if isinstance(reply, int) else 0
 
 
 def _unknown_script(reply: Any, cmd: Command) -> bool:

@@ -72,6 +72,10 @@ class Fleet:
         poster = HttpPoster(self.urls, self.webhooks, pick)
         return Call(client=poster, auth_token=AUTH_TOKEN, caller=caller, base=PUBLIC_BASE)
 
+    def logs(self, chars: int = 2000) -> list[str]:
+        """The end of each web node's log (for a failing assertion's message)."""
+        return [node.log.read_text(errors="replace")[-chars:] for node in self.nodes]
+
     def account_primary(self, customer_number: str) -> RedisNode:
         """The Redis primary that holds the account's lockout counters."""
         if self.cluster is not None:

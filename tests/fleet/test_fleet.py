@@ -222,7 +222,8 @@ def test_failure_counts_survive_a_failover_of_every_shard(fleet: Fleet) -> None:
         fleet.rejoin(primary)
     settle(fleet)
     last = fleet.phone("+4930900003")
-    assert follow(last, "1", *typed, WRONG_PIN).gather is not None  # the fifth: locks
+    fifth = follow(last, "1", *typed, WRONG_PIN)
+    assert fifth.gather is not None, (outcome(fifth), fleet.logs())  # the fifth: locks
     assert outcome(last.press(customer.pin)) == (False, "locked")
 
 

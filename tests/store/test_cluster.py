@@ -133,3 +133,17 @@ def test_unknown_slot_owner_is_a_dependency_error() -> None:
     with pytest.raises(DependencyError):
         link.send([command("GET", "k")], PROBE)
     link.close()
+
+
+def test_durable_counts_follow_a_failover(cluster: ClusterHarness, link: Link) -> None:
+    """A link that knew the account's primary had replicas counts again after that
+    primary failed over and came back as a replica (answering MOVED, and refusing WAIT):
+    the count goes to the new primary, once, and is acknowledged there."""
+    c = lockout_on(link)
+    c.wrong("acct-f", "caller")  # the link learns this primary has a replica
+    fails = KeyLayout().account("acct-f").fails
+    old = cluster.node_for_key(fails)
+    cluster.fail_over(old)
+    cluster.rejoin(old)
+    assert c.wrong("acct-f", "caller").allowed
+    assert cluster.node_for_key(fails).call("GET", fails) == "2"
