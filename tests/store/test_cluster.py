@@ -12,12 +12,16 @@ import pytest
 from bench.probe import counting
 from ivr.config import RedisSettings
 from ivr.exceptions import DependencyError, ReplicaAckError
+from ivr.store.audit_journal import AuditJournal
+from ivr.store.events import EventStore
+from ivr.store.hashing import PinHasher
 from ivr.store.keys import KeyLayout
 from ivr.store.link import Link
 from ivr.store.lockout import Attempt, AttemptStatus, Lockout
 from ivr.store.redis_client import open_link
 from ivr.store.redis_url import Topology
 from ivr.store.rounds import command
+from ivr.web.agent_throttle import LoginThrottle
 from tests.fleet.cluster import ClusterHarness
 from tests.racing import race
 from tests.store.test_lockout import BASE, Counter
@@ -147,3 +151,25 @@ def test_durable_counts_follow_a_failover(cluster: ClusterHarness, link: Link) -
     cluster.rejoin(old)
     assert c.wrong("acct-f", "caller").allowed
     assert cluster.node_for_key(fails).call("GET", fails) == "2"
+
+
+def test_side_stores_work_on_a_cluster(cluster: ClusterHarness) -> None:
+    """The console's board (stream, snapshot transaction, blocking read), the login
+    throttle and the audit journal's consumer group run on a cluster as on one Redis."""
+    link = open_link(RedisSettings(url=cluster.url), socket_timeout_s=5)
+    keys = KeyLayout()
+    try:
+        board = EventStore(link, keys, 600)
+        tip = board.publish("CA1", {"call_sid": "CA1"}, 1.0, False, 2.0)
+        assert tip is not None and board.snapshot().tip == tip
+        assert [e.call_sid for e in board.read("0-0", 100)] == ["CA1"]
+        throttle = LoginThrottle(link, PinHasher({"k": b"p" * 20}, "k"), keys, max_failures=1)
+        throttle.failed("anna")
+        assert throttle.blocked("anna")
+        journal = AuditJournal(link, keys)
+        link.send(journal.entry("CA1", "1", None, "wrong", "2026-01-01T00:00:00Z"), PROBE)
+        (entry,) = journal.read("reader", 10)
+        journal.done([entry.entry_id])
+        assert journal.backlog() == 0
+    finally:
+        link.close()
