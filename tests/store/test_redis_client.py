@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ from ivr.store.redis_client import (
 )
 from ivr.store.redis_url import Topology
 from ivr.store.rounds import command
+from tests.fleet.redis_nodes import RedisNode
 from tests.redis_server import RedisProcess, free_port
 
 SECRET = "s3cret-password"
@@ -247,3 +249,18 @@ def test_hung_redis_on_a_fresh_connection(server: RedisProcess) -> None:
     finally:
         server.resume()
     link.close()
+
+
+def test_unix_socket_url(tmp_path: Path) -> None:
+    """unix:///path?db=N reaches a Redis listening on a socket file, in that database."""
+    socket_path = tmp_path / "redis.sock"
+    with RedisNode(args=["--unixsocket", str(socket_path), "--unixsocketperm", "700"]):
+        link = open_link(RedisSettings(url=f"unix://{socket_path}?db=3"))
+        try:
+            assert link.send([command("SET", "k", "v"), command("GET", "k")], "probe") == [
+                b"OK",
+                b"v",
+            ]
+            assert link.client.connection_pool.connection_kwargs["db"] == 3
+        finally:
+            link.close()
