@@ -142,14 +142,13 @@ def login() -> BaseResponse:
     username = request.form.get("username", "").strip()
     services = current.services
     throttle = LoginThrottle(services.link, services.hasher, services.keys)
-    if throttle.blocked(username):
+    if not throttle.attempt(username):  # counted before the password is checked
         log.warning("console login refused: too many failures for this username")
         return page("agent/login.html", 429, error="login_throttled", next=_next_arg())
     agent = current.directory.authenticate(username, request.form.get("password", ""))
     if agent is None:
         # Without the username: people type passwords (or PINs) into the wrong field.
         log.warning("console login failed")
-        throttle.failed(username)
         return page("agent/login.html", 401, error="login_failed", next=_next_arg())
     throttle.succeeded(username)
     start_session(session, agent, current.directory, current.clock())

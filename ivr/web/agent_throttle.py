@@ -1,8 +1,12 @@
 """Limit password guessing on the console login, per username, in Redis.
 
-Separate from the PIN lockout on purpose: agent login failures must not feed the PIN
-failure alert or lock callers' accounts. The key holds a keyed hash of the username and
-expires; the window restarts with each failure, so a guesser stays locked out.
+*Count before check*, like the PIN lockout: every login attempt is counted first
+(``INCR`` then ``EXPIRE``, one round), and only an attempt within the limit has its
+password checked, so parallel guesses cannot slip past the limit between a check and a
+count. A right password forgets the count. The window restarts with every attempt, so a
+guesser stays locked out. Separate from the PIN lockout on purpose: agent login failures
+must not feed the PIN failure alert or lock callers' accounts. The key holds a keyed
+hash of the username and expires.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ MAX_FAILURES = 10
 
 @dataclass(frozen=True)
 class LoginThrottle:
-    """Counts failed logins per username; blocks after ``max_failures`` in ``window_s``."""
+    """Counts login attempts per username; refuses beyond ``max_failures`` in ``window_s``."""
 
     link: Link
     hasher: PinHasher
@@ -27,20 +31,16 @@ class LoginThrottle:
     max_failures: int = MAX_FAILURES
     window_s: int = LOGIN_WINDOW_S
 
-    def blocked(self, username: str) -> bool:
-        """True while ``username`` has too many recent failures."""
-        (count,) = self.link.send([command("GET", self._key(username))], "login throttle")
-        return int(count or 0) >= self.max_failures
-
-    def failed(self, username: str) -> None:
-        """Count one failed login for ``username``."""
+    def attempt(self, username: str) -> bool:
+        """Count one attempt for ``username``; True if its password may be checked."""
         key = self._key(username)
-        self.link.send(
+        count, _ = self.link.send(
             [command("INCR", key), command("EXPIRE", key, self.window_s)], "login throttle"
         )
+        return int(count) <= self.max_failures
 
     def succeeded(self, username: str) -> None:
-        """Forget the failures of ``username`` after a correct password."""
+        """Forget the attempts of ``username`` after a correct password."""
         self.link.send([command("DEL", self._key(username))], "login throttle")
 
     def _key(self, username: str) -> str:

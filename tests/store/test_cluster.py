@@ -164,8 +164,8 @@ def test_side_stores_work_on_a_cluster(cluster: ClusterHarness) -> None:
         assert tip is not None and board.snapshot().tip == tip
         assert [e.call_sid for e in board.read("0-0", 100)] == ["CA1"]
         throttle = LoginThrottle(link, PinHasher({"k": b"p" * 20}, "k"), keys, max_failures=1)
-        throttle.failed("anna")
-        assert throttle.blocked("anna")
+        assert throttle.attempt("anna")
+        assert not throttle.attempt("anna")
         journal = AuditJournal(link, keys)
         link.send(journal.entry("CA1", "1", None, "wrong", "2026-01-01T00:00:00Z"), PROBE)
         (entry,) = journal.read("reader", 10)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 import time
+from functools import partial
 from typing import Any
 
 import pytest
 import redis
+import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.security import generate_password_hash
@@ -18,6 +21,8 @@ from ivr.config import ConsoleSettings, Settings
 from ivr.services import Services
 from ivr.web.agent_auth import AgentDirectory
 from ivr.web.agent_throttle import MAX_FAILURES
+from tests.live_server import serving
+from tests.racing import race
 from tests.web.test_agent import (
     CONSOLE,
     FAST_HASH,
@@ -215,3 +220,27 @@ def test_successful_login_forgets_failures(client: FlaskClient) -> None:
     for _ in range(MAX_FAILURES - 1):
         log_in(client, "anna", "wrong")
     assert log_in(client, "anna").status_code == 303
+
+
+def guess_over_http(base: str, password: str) -> int:
+    """One login attempt as a browser makes it (its own cookie jar), over real HTTP."""
+    with requests.Session() as browser:
+        form_page = browser.get(f"{base}/agent/login", timeout=30)
+        token = re.search(r'name="csrf_token" value="([^"]+)"', form_page.text)
+        assert token is not None
+        answer = browser.post(
+            f"{base}/agent/login", timeout=30, allow_redirects=False,
+            data={"csrf_token": token.group(1), "username": "anna", "password": password},
+        )  # fmt: skip
+        return answer.status_code
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"console": CONSOLE, "server": {"public_base_url": "http://ivr.example.com"}}]
+)  # plain http: the session cookie is not Secure, so it travels to the test server
+def test_parallel_guesses_cannot_pass_the_limit(app: Flask) -> None:
+    """100 wrong passwords for one username at once, over a threaded HTTP server: exactly
+    MAX_FAILURES are checked (401), every other one is refused before the check (429)."""
+    with serving(app) as base:
+        answers = race([partial(guess_over_http, base, f"wrong-{i}") for i in range(100)])
+    assert (answers.count(401), answers.count(429)) == (MAX_FAILURES, 100 - MAX_FAILURES), answers
