@@ -8,6 +8,7 @@ to an agent as not identified (reason ``unavailable``), never an error.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -30,11 +31,12 @@ from ivr.flow.state import (
     VerifyPin,
 )
 from ivr.observers import Observers, PinAttempt
+from ivr.store.audit import AttemptRow, AuditStore
 from ivr.store.audit_journal import AuditJournal
 from ivr.store.calls import CallStore
 from ivr.store.pins import PinStore
 from ivr.store.rounds import Command
-from ivr.verification import PinGate
+from ivr.verification import PinGate, Verification
 
 log = logging.getLogger("ivr.calls")
 verify_log = logging.getLogger("ivr.verification")
@@ -60,7 +62,8 @@ class Turn:
 
     step: Step
     writes: list[Command] = field(default_factory=list)
-    attempts: list[PinAttempt] = field(default_factory=list)
+    # Each judged attempt, and where its audit entry stands in ``writes``.
+    attempts: list[tuple[PinAttempt, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class CallService:
     pins: PinStore
     gate: PinGate
     journal: AuditJournal
+    audit: AuditStore
     observers: Observers = Observers()
     clock: Clock = utc_now
 
@@ -162,7 +166,12 @@ class CallService:
             owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
         if isinstance(need, VerifyPin):
-            verified = self.gate.verify(need.customer_number, need.caller, need.pin)
+            try:
+                verified = self.gate.verify(need.customer_number, need.caller, need.pin)
+            except DependencyError as exc:
+                # Not judged, but an attempt all the same: audited as unavailable.
+                self._failed(state.call_sid, exc)
+                verified = Verification(Verdict.UNAVAILABLE)
             now = _iso(self.clock())
             attempt = PinAttempt(
                 state.call_sid, need.customer_number, need.caller, verified.verdict,
@@ -171,11 +180,11 @@ class CallService:
             _log_verdict(state.call_sid, verified.verdict, verified.locked_now)
             # The lockout's settlement and the audit entry go out with the save.
             turn.writes.extend(verified.settle)
+            turn.attempts.append((attempt, len(turn.writes)))
             turn.writes.extend(self.journal.entry(
                 attempt.call_sid, attempt.customer_number, attempt.caller,
                 attempt.verdict.value, attempt.at,
             ))  # fmt: skip
-            turn.attempts.append(attempt)
             return PinChecked(verified.verdict, now, verified.name)
         raise TypeError(f"unknown need {need!r}")  # pragma: no cover
 
@@ -189,15 +198,33 @@ class CallService:
         try:
             saved = self.calls.save(new, loaded.seq, turn.writes)
         except DependencyError as exc:
+            self._attempted(turn, [attempt for attempt, _ in turn.attempts])
             return self._unavailable(new.call_sid, new.caller, new.language, exc)
-        for attempt in turn.attempts:  # judged and journalled, whether the save won or not
-            self.observers.pin_attempted(attempt)
+        # Judged and journalled, whether the save won or not.
+        self._attempted(turn, [a for a, at in turn.attempts if saved.writes[at] is None])
         if not saved.written:
             log.warning("call=%s concurrent step refused", new.call_sid)
             return self._unavailable(new.call_sid, new.caller, new.language, None)
         self._log(new, loaded.node)
         self.observers.call_changed(new, loaded, saved.status)
         return turn.step.actions
+
+    def _attempted(self, turn: Turn, unjournalled: list[PinAttempt]) -> None:
+        """Report the turn's attempts; those the journal did not take go to SQL directly."""
+        for attempt, _ in turn.attempts:
+            self.observers.pin_attempted(attempt)
+        if not unjournalled:
+            return
+        rows = [
+            AttemptRow(f"direct-{uuid.uuid4().hex}", a.call_sid, a.customer_number, a.caller,
+                       a.verdict.value, datetime.fromisoformat(a.at))
+            for a in unjournalled
+        ]  # fmt: skip
+        try:
+            self.audit.record_attempts(rows)
+        except DependencyError as exc:
+            log.error("call=%s %d PIN attempt(s) not audited: %s", rows[0].call_sid, len(rows),
+                      exc)  # fmt: skip
 
     def _unavailable(
         self, call_sid: str, caller: str | None, language: str | None, exc: DependencyError | None

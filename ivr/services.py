@@ -83,7 +83,7 @@ def build(settings: Settings) -> Services:
     observers = Observers(tuple(make_observers(settings, link, queue, keys, hasher, metrics)))
     service = CallService(
         flow=flow, calls=CallStore(link, keys, settings.redis.call_ttl_s), pins=pins,
-        gate=PinGate(lockout, pins, hasher), journal=journal, observers=observers,
+        gate=PinGate(lockout, pins, hasher), journal=journal, audit=audit, observers=observers,
     )  # fmt: skip
     return Services(
         settings, flow, link, queue, keys, pins, hasher, lockout, journal, service, audit,

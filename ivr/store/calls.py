@@ -78,8 +78,8 @@ class CallStore:
         sid = state.call_sid
         save = run(SAVE, (self._keys.call(sid), self._keys.call_status(sid)),
                    (encode(state), expected_seq, self._ttl_s), what="call state save")  # fmt: skip
-        written, status = self._link.send([*writes, save], "call state save")[-1]
-        return Saved(bool(written), _status_text(status))
+        *done, (written, status) = self._link.send([*writes, save], "call state save")
+        return Saved(bool(written), _status_text(status), tuple(done))
 
     def set_status(self, call_sid: str, status: str) -> CallState | None:
         """Remember Twilio's CallStatus (``ringing``, ``completed`` …) beside the state.
@@ -103,6 +103,8 @@ class Saved:
     # Twilio's last CallStatus for the call (None if none was reported), read in the same
     # script, so a board event about the change needs no extra round trip for it.
     status: str | None
+    # The results of the writes sent with the save, in order (None: a side channel failed).
+    writes: tuple[Any, ...] = ()
 
 
 def _status_text(value: Any) -> str | None:
