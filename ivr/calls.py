@@ -8,6 +8,7 @@ to an agent as not identified (reason ``unavailable``), never an error.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,6 +45,13 @@ verify_log = logging.getLogger("ivr.verification")
 STEP_MESSAGE = "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d"
 
 Clock = Callable[[], datetime]
+# What CallState.answered names for the two requests that are not a Gather's answer.
+STARTED = "voice"
+FALLBACK = "fallback"
+# A request whose step another request claimed first waits this long for that one's
+# answer (a retry sent while the first was still at work), polling every SETTLE_POLL_S.
+SETTLE_WAIT_S = 1.0
+SETTLE_POLL_S = 0.05
 
 
 def utc_now() -> datetime:
@@ -85,39 +93,47 @@ class CallService:
             return self._unavailable(call_sid, caller, None, None)
         now = _iso(self.clock())
         step = engine.advance(self.flow, None, CallStarted(call_sid, caller, now))
+        state = step.state.evolve(answered=STARTED)
         try:
-            if self.calls.create(step.state):
-                self._log(step.state, "start")
-                self.observers.call_changed(step.state, None, None)
+            if self.calls.create(state):
+                self._log(state, "start")
+                self.observers.call_changed(state, None, None)
                 return step.actions
             existing = self.calls.load(call_sid)
         except DependencyError as exc:
             return self._unavailable(call_sid, caller, None, exc)
         if existing is None:
             return self._unavailable(call_sid, caller, None, None)
-        # The same CallSid arrived at /voice twice: a replay, never a new call.
-        replayed = engine.unavailable(
-            self.flow, existing, call_sid=call_sid, caller=caller, language=None
-        )
-        return self._finish(existing, replayed)
+        # The same CallSid at /voice again: Twilio retrying the start gets the same answer;
+        # a replay after the call moved on gets a safe one. Neither changes the call.
+        return self._again(existing, STARTED)
 
     def step(
         self, call_sid: str, node: str, seq: int, digits: str | None, language: str | None
     ) -> tuple[Action, ...]:
         """The caller answered a Gather (or stayed silent)."""
         try:
-            state = self.calls.load(call_sid)
+            state, claimed = self.calls.load_for_step(call_sid, seq)
+            if state is not None and not claimed:
+                state = self._settled(call_sid, seq, state)
         except DependencyError as exc:
             return self._unavailable(call_sid, None, language, exc)
         if state is None:
             log.warning("call=%s step=%s unknown call", call_sid, node)
             return self._unavailable(call_sid, None, language, None)
-        return self._finish(state, self._run(state, Digits(node, seq, digits)))
+        request = f"{node}:{seq}"
+        if not claimed or state.routed or (state.node, state.seq) != (node, seq):
+            return self._again(state, request)
+        return self._finish(state, self._run(state, Digits(node, seq, digits)), request)
 
     def fallback(
         self, call_sid: str, caller: str | None, language: str | None
     ) -> tuple[Action, ...]:
-        """Twilio's fallback URL: our primary answer failed, so hand the caller over."""
+        """Twilio's fallback URL: our primary answer failed, so hand the caller over.
+
+        A call already handed over is not changed (a replay, or an answer that arrived
+        late): it gets the safe answer.
+        """
         try:
             state = self.calls.load(call_sid) if call_sid else None
         except DependencyError as exc:
@@ -125,7 +141,11 @@ class CallService:
         step = engine.unavailable(
             self.flow, state, call_sid=call_sid, caller=caller, language=language
         )
-        return self._finish(state, step) if state is not None else step.actions
+        if state is None:
+            return step.actions
+        if state.routed:
+            return self._again(state, FALLBACK)
+        return self._finish(state, step, FALLBACK)
 
     def status(self, call_sid: str, call_status: str) -> None:
         """Record Twilio's status callback; raises DependencyError when Redis is down."""
@@ -188,10 +208,33 @@ class CallService:
             return PinChecked(verified.verdict, now, verified.name)
         raise TypeError(f"unknown need {need!r}")  # pragma: no cover
 
-    def _finish(self, loaded: CallState, turn: Turn | Step) -> tuple[Action, ...]:
+    def _again(self, state: CallState, request: str) -> tuple[Action, ...]:
+        """A request the call has answered already: the same answer again if it is the
+        one that left the call where it is (a retry), else the safe one (a replay, or a
+        step the call has left): route as not identified. Nothing is saved or counted."""
+        if state.answered == request:
+            log.info("call=%s %s answered again (a retry)", state.call_sid, request)
+            return engine.answer_again(self.flow, state)
+        log.warning("call=%s %s is not the call's current step; nothing changed",
+                    state.call_sid, request)  # fmt: skip
+        return engine.unavailable(
+            self.flow, None, call_sid=state.call_sid, caller=state.caller,
+            language=state.language,
+        ).actions  # fmt: skip
+
+    def _settled(self, call_sid: str, seq: int, state: CallState) -> CallState:
+        """Another request for the same step (a retry sent before our first answer) is at
+        work: wait until it saved, so this one can give its answer again."""
+        deadline = time.monotonic() + SETTLE_WAIT_S
+        while state.seq == seq and not state.routed and time.monotonic() < deadline:
+            time.sleep(SETTLE_POLL_S)
+            state = self.calls.load(call_sid) or state
+        return state
+
+    def _finish(self, loaded: CallState, turn: Turn | Step, request: str) -> tuple[Action, ...]:
         """Save the new state if nobody else moved this call meanwhile; else hand over."""
         turn = turn if isinstance(turn, Turn) else Turn(turn)
-        new = turn.step.state
+        new = turn.step.state.evolve(answered=request)
         if new.seq == loaded.seq:
             # Routing emits no Gather, but the version must still move for the CAS.
             new = new.evolve(seq=loaded.seq + 1)

@@ -192,22 +192,41 @@ def _gather(
     actions: Actions = (),
 ) -> Step:
     """Ask at ``node``; every Gather moves the call to the next ``seq``."""
-    state = state.evolve(node=node.name, seq=state.seq + 1)
+    state = state.evolve(node=node.name, seq=state.seq + 1, said=tuple(prompts))
+    return Step(state, (*actions, _gather_action(flow, state, node)))
+
+
+def _gather_action(
+    flow: Flow, state: CallState, node: MenuNode | CustomerNumberNode | PinNode
+) -> Gather:
+    """The Gather of ``state`` (at ``node``, speaking ``state.said``)."""
     num_digits: int | None = 1
     finish: str | None = None
     if not isinstance(node, MenuNode):
         num_digits = flow.pin_length if isinstance(node, PinNode) else None
         finish = "#"
-    gather = Gather(
+    return Gather(
         node=node.name,
         seq=state.seq,
         language=state.language,
-        prompts=flow.says(state.language, prompts),
+        prompts=flow.says(state.language, state.said),
         num_digits=num_digits,
         finish_on_key=finish,
         timeout_s=flow.gather_timeout_s,
     )
-    return Step(state, (*actions, gather))
+
+
+def answer_again(flow: Flow, state: CallState) -> Actions:
+    """The answer that left the call in ``state``, rendered again from the state alone
+    (for a retried request: same TwiML, no work done twice)."""
+    node = flow.nodes.get(state.node)
+    if state.routed and isinstance(node, RouteNode):
+        return _route_actions(flow, state, node)
+    if isinstance(node, MenuNode | CustomerNumberNode | PinNode) and not state.routed:
+        return (_gather_action(flow, state, node),)
+    return unavailable(
+        flow, None, call_sid=state.call_sid, caller=state.caller, language=state.language
+    ).actions
 
 
 def _route(
@@ -224,9 +243,13 @@ def _route(
         name=state.name if identified else None,
         verified_at=state.verified_at if identified else None,
     )
+    return Step(state, (*actions, *_route_actions(flow, state, node)))
+
+
+def _route_actions(flow: Flow, state: CallState, node: RouteNode) -> Actions:
     before = flow.says(state.language, (node.prompt,))
     after = flow.says(state.language, (node.after,))
-    return Step(state, (*actions, *before, Route(state.screen_pop()), *after, Hangup()))
+    return (*before, Route(state.screen_pop()), *after, Hangup())
 
 
 def _route_node(flow: Flow, name: str) -> RouteNode:

@@ -43,6 +43,11 @@ class CallState:
     verified_at: str | None = None
     routed: bool = False
     started_at: str | None = None
+    # The request this state answered ("<node>:<seq>" of a Gather's answer, "voice" for
+    # the call's start) and the prompts of the Gather it asked: enough to give a retried
+    # request the very same answer without doing its work again.
+    answered: str | None = None
+    said: tuple[str | None, ...] = ()
 
     def screen_pop(self) -> ScreenPop:
         """The screen-pop for this call; account details only when identified."""
@@ -80,6 +85,7 @@ class CallState:
         # was a measurable share of every webhook.
         data = {name: getattr(self, name) for name in _FIELD_NAMES}
         data["reason"] = self.reason.value if self.reason else None
+        data["said"] = list(self.said)
         return data
 
     @classmethod
@@ -88,6 +94,10 @@ class CallState:
         values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         if values.get("reason") is not None:
             values["reason"] = Reason(values["reason"])
+        said = values.get("said", [])
+        if not isinstance(said, list) or not all(p is None or isinstance(p, str) for p in said):
+            raise ValueError("said must be a list of prompt names")
+        values["said"] = tuple(said)
         return cls(**values)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ivr.flow.state import CallState
-from ivr.store.keys import KeyLayout
+from ivr.store.keys import CLAIM_TTL_S, KeyLayout
 from ivr.store.link import Link
 from ivr.store.redis_client import text
 from ivr.store.rounds import Command, command, run
@@ -36,6 +36,17 @@ class CallStore:
         """The stored state, or None if there is none or it cannot be read."""
         (blob,) = self._link.send([command("GET", self._keys.call(call_sid))], "call state load")
         return self.decode(call_sid, blob)
+
+    def load_for_step(self, call_sid: str, seq: int) -> tuple[CallState | None, bool]:
+        """The stored state, and whether this request claimed step ``seq`` (False: another
+        request for the same step came first: a retry, or a replay). One round trip."""
+        blob, claimed = self._link.send(
+            [command("GET", self._keys.call(call_sid)),
+             command("SET", self._keys.call_claim(call_sid, seq), b"1", "NX", "EX",
+                     CLAIM_TTL_S)],
+            "call state load",
+        )  # fmt: skip
+        return self.decode(call_sid, blob), claimed is not None
 
     def load_with_status(self, call_sid: str) -> tuple[CallState | None, str | None]:
         """The stored state and the last CallStatus, read in one round trip."""
@@ -73,12 +84,19 @@ class CallStore:
         Atomic in one script, so two racing or replayed webhooks for the same step
         cannot both win. Not ``written`` on conflict, or if the state is missing or
         unreadable. ``writes`` (a lockout's settlement, an audit entry) go out in the
-        same round, whether the save wins or not: what they record happened either way.
+        same round, whether the save wins or not: what they record happened either way;
+        so does the release of the step's claim (:meth:`load_for_step`).
         """
         sid = state.call_sid
         save = run(SAVE, (self._keys.call(sid), self._keys.call_status(sid)),
                    (encode(state), expected_seq, self._ttl_s), what="call state save")  # fmt: skip
-        *done, (written, status) = self._link.send([*writes, save], "call state save")
+        # The step's claim has done its work once the answer is saved (a later retry
+        # finds the call moved on): it goes in the same round, on the call's slot.
+        done_claim = command("DEL", self._keys.call_claim(sid, expected_seq), essential=False,
+                             what="claim release")  # fmt: skip
+        *done, _, (written, status) = self._link.send(
+            [*writes, done_claim, save], "call state save"
+        )
         return Saved(bool(written), _status_text(status), tuple(done))
 
     def set_status(self, call_sid: str, status: str) -> CallState | None:

@@ -9,6 +9,7 @@ State Redis (``[redis] url``); the tag is the part in braces::
 
     <p>:call:{<CallSid>}               call state JSON          [redis] call_ttl_s, per write
     <p>:call:{<CallSid>}:status        Twilio's CallStatus      [redis] call_ttl_s, per write
+    <p>:call:{<CallSid>}:claim:<seq>   a step being answered    CLAIM_TTL_S
     <p>:acct:{<account>}:fails         failures in the window   account_window_s (then lock_s)
     <p>:acct:{<account>}:lock          present while locked     [lockout] account_lock_s
     <p>:caller:{<caller>}:fails        failures of one number   caller_window_s (then lock_s)
@@ -32,6 +33,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+# A step's claim lives while its request is at work (released with the save); this only
+# bounds one whose process died before saving.
+CLAIM_TTL_S = 60
 # Global buckets only feed the spraying alarm; a quarter of an hour of history is plenty
 # for looking at an incident and keeps memory bounded.
 GLOBAL_BUCKET_TTL_S = 900
@@ -96,6 +100,10 @@ class KeyLayout:
         """Twilio's last CallStatus of a call, beside its state (same slot)."""
         return f"{self.prefix}:call:{{{call_sid}}}:status"
 
+    def call_claim(self, call_sid: str, seq: int) -> str:
+        """Taken by the first request answering step ``seq`` of a call (same slot)."""
+        return f"{self.prefix}:call:{{{call_sid}}}:claim:{seq}"
+
     def account(self, subject: str) -> Pair:
         """Failure counter and lock of an account subject."""
         base = f"{self.prefix}:acct:{{{_checked(subject)}}}"
@@ -120,7 +128,7 @@ class KeyLayout:
         ours): what a key audit or a test holds the Redis contents against."""
         p = self.prefix
         return (
-            f"{p}:call:{{*}}", f"{p}:call:{{*}}:status",
+            f"{p}:call:{{*}}", f"{p}:call:{{*}}:status", f"{p}:call:{{*}}:claim:*",
             f"{p}:acct:{{*}}:fails", f"{p}:acct:{{*}}:lock",
             f"{p}:caller:{{*}}:fails", f"{p}:caller:{{*}}:block",
             f"{p}:failures:{{global}}:*", *self.board.all(), self.audit_journal,

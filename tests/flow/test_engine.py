@@ -83,7 +83,9 @@ def checked(step: Step, verdict: Verdict, name: str | None = None) -> Step:
 def test_call_start_opens_the_menu() -> None:
     """CallStarted creates the state at the start node and gathers one digit with the intro."""
     step = start()
-    assert step.state == CallState(CALL_SID, CALLER, "de-DE", node="menu", seq=1, started_at=T0)
+    assert step.state == CallState(
+        CALL_SID, CALLER, "de-DE", node="menu", seq=1, started_at=T0, said=("hello", "menu")
+    )
     assert step.need is None
     assert step.actions == (
         Gather(
@@ -452,3 +454,20 @@ def test_pin_is_never_kept() -> None:
             assert not any(pin in text for text in visible), (pin, step)
     needs = [step.need for step in steps if isinstance(step.need, VerifyPin)]
     assert [need.pin for need in needs] == ["4815", "2342", PIN]
+
+
+def test_every_answer_can_be_given_again_from_its_state() -> None:
+    """For each step that answered (a Gather, or the route), answer_again on the state it
+    left renders the very same actions: a retried request gets the same TwiML."""
+    answered = [s for s in _journey()[:-1] if s.need is None and s.actions]
+    assert len(answered) >= 6
+    for step in answered:
+        assert engine.answer_again(FLOW, step.state) == step.actions, step.state.node
+
+
+def test_said_survives_storage() -> None:
+    """The prompts of the last Gather are stored with the state and read back."""
+    state = start().state
+    assert CallState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
+    with pytest.raises(ValueError):
+        CallState.from_dict({**state.to_dict(), "said": "menu"})

@@ -121,32 +121,6 @@ def test_unknown_call_sid_on_step(phone: Phone) -> None:
     assert_unavailable(stranger.press("1"))
 
 
-def test_replayed_step_routes_unavailable(phone: Phone) -> None:
-    """Replaying an answered step is refused and the call is marked not identified."""
-    call = phone(caller=SINGLE_OWNER)
-    call.start()
-    menu = call.last
-    call.press("1")
-    call.last = menu
-    assert_unavailable(call.press("1"))
-
-
-def test_replayed_pin_after_identification_downgrades(phone: Phone) -> None:
-    """A replay after the call was routed identified cannot keep or gain identification."""
-    call = phone(caller=SINGLE_OWNER)
-    pin_prompt = call.walk("1")
-    assert parse_task(call.press(PIN_ANNA))["identified"] is True
-    call.last = pin_prompt
-    assert_unavailable(call.press(PIN_ANNA))
-
-
-def test_replayed_call_start(phone: Phone) -> None:
-    """The same CallSid posted to /voice twice is not treated as a new call."""
-    call = phone()
-    call.start()
-    assert_unavailable(call.start())
-
-
 def test_fallback_url_routes_unavailable(phone: Phone) -> None:
     """Twilio's fallback URL hands the caller to an agent as not identified."""
     call = phone()
