@@ -90,6 +90,11 @@ class LockoutSettings:
     caller_max_failures: int = 10
     caller_window_s: int = 3600
     caller_lock_s: int = 3600
+    # All withheld numbers share one bucket: a higher limit and a shorter block, so one
+    # sprayer cannot keep every withheld caller (account holders too) out for long.
+    withheld_max_failures: int = 20
+    withheld_window_s: int = 3600
+    withheld_lock_s: int = 600
     global_alert_per_minute: int = 50
 
 

@@ -90,6 +90,7 @@ class Lockout:
         self._clock = clock
         s = settings
         self._caller_args = (s.caller_max_failures, s.caller_window_s, s.caller_lock_s)
+        self._withheld_args = (s.withheld_max_failures, s.withheld_window_s, s.withheld_lock_s)
         self._account_args = (s.account_max_failures, s.account_window_s, s.account_lock_s)
 
     def begin(self, account: str, caller: str | None) -> Attempt:
@@ -105,7 +106,7 @@ class Lockout:
         minute = self._keys.global_failures(self._minute())
         commands = (
             # The caller first: on a single Redis the pipeline runs in this order.
-            run(CALLER, (caller_keys.fails, caller_keys.lock), self._caller_args,
+            run(CALLER, (caller_keys.fails, caller_keys.lock), self._caller_limits(caller),
                 what="caller count"),
             # Only the spraying alarm: its failure must not refuse a caller.
             run(GLOBAL, minute, (1, GLOBAL_BUCKET_TTL_S), essential=False, what="global count"),
@@ -116,7 +117,8 @@ class Lockout:
             commands, "lockout count", durable=True, tolerant=True
         )
         if isinstance(blocked, Exception) or isinstance(judged, Exception):
-            self._take_back(blocked, counted_globally, judged, caller_keys, account_keys, minute)
+            self._take_back(blocked, counted_globally, judged, caller, caller_keys,
+                            account_keys, minute)  # fmt: skip
             failed = blocked if isinstance(blocked, Exception) else judged
             raise DependencyError(
                 f"redis: lockout count failed ({type(failed).__name__})"
@@ -133,6 +135,7 @@ class Lockout:
         blocked: Any,
         counted_globally: Any,
         judged: Any,
+        caller_subject: str | None,
         caller: Pair,
         account: Pair,
         minute: tuple[str, str],
@@ -174,7 +177,7 @@ class Lockout:
             return (
                 run(ACCOUNT_RESET, (account.fails, account.lock), what="lockout reset"),
                 run(TAKE_BACK, (caller.fails, caller.lock),
-                    ("1", self._settings.caller_max_failures), what="lockout reset"),
+                    ("1", self._caller_limits(attempt.caller)[0]), what="lockout reset"),
                 run(GLOBAL, minute, (-1, 0), essential=False, what="global take-back"),
             )  # fmt: skip
         if attempt.status is AttemptStatus.CALLER_LOCKED and attempt.account_counted:
@@ -212,6 +215,10 @@ class Lockout:
         this_minute, last_minute = (int(c) if c is not None else 0 for c in counts)
         overlap = 1.0 - (now % 60) / 60
         return math.ceil(this_minute + last_minute * overlap)
+
+    def _caller_limits(self, caller: str | None) -> tuple[int, int, int]:
+        """Max failures, window and block of a caller subject (None: withheld numbers)."""
+        return self._caller_args if caller is not None else self._withheld_args
 
     def _minute(self) -> int:
         return int(self._clock() // 60)

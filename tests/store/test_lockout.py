@@ -194,7 +194,7 @@ def test_caller_block_expires_after_caller_lock_s(link: Link) -> None:
 
 def test_withheld_callers_share_one_bucket(link: Link) -> None:
     """All withheld numbers (caller None) share one caller budget; named callers do not."""
-    c = make(link, caller_max_failures=3)
+    c = make(link, withheld_max_failures=3)
     attempts = [c.wrong(f"acct-{i}", None) for i in range(5)]
     assert statuses(attempts) == [ALLOWED] * 3 + [CALLER_LOCKED] * 2
     assert c.wrong("acct-9", "named-caller").allowed
@@ -234,7 +234,7 @@ def test_parallel_attempts_never_exceed_caller_limit(
     redis_client: redis.Redis, redis_url: str
 ) -> None:
     """20 simultaneous withheld submissions on different accounts evaluate exactly caller max."""
-    settings = dataclasses.replace(BASE, caller_max_failures=4)
+    settings = dataclasses.replace(BASE, withheld_max_failures=4)
     calls: list[tuple[str, str | None]] = [(f"acct-{i}", None) for i in range(20)]
     results = _race(redis_url, settings, calls)
     assert sum(r.allowed for r in results) == 4
@@ -339,3 +339,19 @@ def test_a_failed_count_is_not_compared_and_counts_nothing(
     redis_client.delete("ivr:acct:{acct-x}:fails")
     assert c.wrong("acct-x", "caller").allowed
     assert redis_client.get("ivr:caller:{caller}:fails") == b"1"
+
+
+def test_the_withheld_bucket_has_its_own_limit_and_shorter_block(
+    link: Link, redis_client: redis.Redis
+) -> None:
+    """Withheld numbers are blocked after withheld_max_failures for withheld_lock_s, not
+    after the named callers' limit for their hour; the account limit still applies."""
+    c = make(link, caller_max_failures=2, withheld_max_failures=4, withheld_lock_s=1)
+    attempts = [c.wrong(f"acct-{i}", None) for i in range(5)]
+    assert statuses(attempts) == [ALLOWED] * 4 + [CALLER_LOCKED]
+    assert 0 < redis_client.ttl(KeyLayout().caller(None).lock) <= 1
+    time.sleep(1.2)
+    owner = [c.wrong("acct-x", None) for _ in range(6)]  # the block is over
+    assert statuses(owner)[:4] == [ALLOWED] * 4
+    named = [c.wrong(f"acct-n{i}", "named") for i in range(3)]
+    assert statuses(named) == [ALLOWED, ALLOWED, CALLER_LOCKED]

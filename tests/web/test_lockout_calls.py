@@ -90,3 +90,13 @@ def test_unknown_account_locks_like_a_known_one(phone: Phone) -> None:
         wrong_call(phone, "anonymous", customer_number, 3)
         results.append(parse_task(wrong_call(phone, "+4930777777", customer_number, 3)))
     assert [r["reason"] for r in results] == ["locked", "locked"]
+
+
+def test_a_withheld_sprayer_does_not_lock_out_withheld_holders_for_long(phone: Phone) -> None:
+    """Ten wrong PINs from withheld numbers (the named callers' whole limit) leave the
+    withheld bucket open: an account holder calling withheld is still identified."""
+    for customer_number in ("200002", "200003", "987654", "987655"):
+        wrong_call(phone, "anonymous", customer_number, 3 if customer_number != "987655" else 1)
+    holder = phone(caller="anonymous")
+    holder.walk("1", "200001#")
+    assert parse_task(holder.press(PIN_ANNA))["identified"] is True
