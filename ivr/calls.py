@@ -19,9 +19,12 @@ from ivr.flow import engine
 from ivr.flow.actions import Action
 from ivr.flow.model import Flow
 from ivr.flow.state import (
+    UNKNOWN_CUSTOMER,
     CallerLookedUp,
     CallStarted,
     CallState,
+    CheckCustomerNumber,
+    CustomerNumberChecked,
     Digits,
     Event,
     LookupCaller,
@@ -185,6 +188,12 @@ class CallService:
         if isinstance(need, LookupCaller):
             owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
+        if isinstance(need, CheckCustomerNumber):
+            # Kept in clear only if an account has it: callers type PINs into this prompt.
+            if self.pins.get(need.typed) is not None:
+                return CustomerNumberChecked(need.typed)
+            subject = self.gate.hasher.subject("account", need.typed)
+            return CustomerNumberChecked(UNKNOWN_CUSTOMER + subject)
         if isinstance(need, VerifyPin):
             try:
                 verified = self.gate.verify(need.customer_number, need.caller, need.pin)

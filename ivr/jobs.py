@@ -30,7 +30,7 @@ from rq.serializers import JSONSerializer
 
 from ivr.config import Settings
 from ivr.exceptions import DependencyError
-from ivr.flow.state import CallState
+from ivr.flow.state import CallState, is_unknown
 from ivr.observers import PinAttempt
 from ivr.store.hashing import PinHasher
 from ivr.store.keys import KeyLayout
@@ -174,7 +174,9 @@ class JobEnqueuer:
 
     def pin_attempted(self, attempt: PinAttempt) -> None:
         """On the attempt that locked an account, notify its holder."""
-        if attempt.locked_now and self.settings.notify.sms_from:
+        # An unknown customer number has no holder to tell.
+        known = not is_unknown(attempt.customer_number)
+        if attempt.locked_now and self.settings.notify.sms_from and known:
             self._notify_lock(attempt.customer_number)
 
     def dependency_failed(self, call_sid: str, error: DependencyError) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ivr.flow.state import Verdict
+from ivr.flow.state import UNKNOWN_CUSTOMER, Verdict, is_unknown
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
 from ivr.store.pins import PinStore
@@ -43,7 +43,12 @@ class PinGate:
     def verify(self, customer_number: str, caller: str | None, pin: str) -> Verification:
         """Judge one PIN submission; raises DependencyError if a store fails (then the
         caller is handed over as unavailable, and what was counted stays counted)."""
-        account = self.hasher.subject("account", customer_number)
+        # An unknown number was kept only as its subject (ivr.flow.state.UNKNOWN_CUSTOMER):
+        # counted under the same subject, compared against the dummy digest like any.
+        account = (
+            customer_number[len(UNKNOWN_CUSTOMER) :] if is_unknown(customer_number)
+            else self.hasher.subject("account", customer_number)
+        )  # fmt: skip
         caller_subject = self.hasher.subject("caller", caller) if caller else None
         attempt = self.lockout.begin(account, caller_subject)
         if not attempt.allowed:

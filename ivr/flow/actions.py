@@ -68,6 +68,8 @@ class ScreenPop:
     claimed_customer_number: str | None
     attempts: int
     verified_at: str | None
+    # The caller typed a customer number that no account has (kept only as a keyed hash).
+    claimed_unknown: bool = False
 
     def to_json(self) -> dict[str, object]:
         """The screen-pop as the JSON object of SPEC §4."""
@@ -81,6 +83,7 @@ class ScreenPop:
             "customer_number": self.customer_number,
             "name": self.name,
             "claimed_customer_number": self.claimed_customer_number,
+            "claimed_unknown": self.claimed_unknown,
             "attempts": self.attempts,
             "verified_at": self.verified_at,
         }

@@ -26,6 +26,8 @@ from ivr.flow.state import (
     CallerLookedUp,
     CallStarted,
     CallState,
+    CheckCustomerNumber,
+    CustomerNumberChecked,
     Digits,
     Event,
     LookupCaller,
@@ -60,6 +62,10 @@ def advance(flow: Flow, state: CallState | None, event: Event) -> Step:
         if event.customer_number is None:
             return _enter(flow, state, node.other)
         return _enter(flow, state.evolve(customer_number=event.customer_number), node.single)
+    if isinstance(event, CustomerNumberChecked):
+        if not isinstance(node, CustomerNumberNode):
+            return _unavailable(flow, state)
+        return _enter(flow, state.evolve(customer_number=event.reference), node.next)
     return _pin_checked(flow, state, node, event)
 
 
@@ -100,7 +106,7 @@ def _digits(flow: Flow, state: CallState, node: Node | None, digits: str | None)
     if isinstance(node, CustomerNumberNode):
         value = _typed(digits)
         if value and _is_digits(value) and len(value) <= node.max_digits:
-            return _enter(flow, state.evolve(customer_number=value), node.next)
+            return Step(state, (), CheckCustomerNumber(value))
         return _reprompt(flow, state, node, value)
     if isinstance(node, PinNode):
         if state.customer_number is None:

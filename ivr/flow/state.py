@@ -14,6 +14,16 @@ from typing import Any
 
 from ivr.flow.actions import Action, Reason, ScreenPop
 
+# A typed customer number that no account has is kept only as this mark and its keyed
+# hash (:class:`CheckCustomerNumber`): a PIN typed at the wrong prompt never stays in
+# clear. Customer numbers are digits, so the mark cannot be mistaken for one.
+UNKNOWN_CUSTOMER = "?"
+
+
+def is_unknown(customer_number: str | None) -> bool:
+    """True for the mark of a typed customer number that no account has."""
+    return customer_number is not None and customer_number.startswith(UNKNOWN_CUSTOMER)
+
 
 class Verdict(str, Enum):
     """Result of one PIN submission after the lockout check."""
@@ -51,6 +61,7 @@ class CallState:
 
     def screen_pop(self) -> ScreenPop:
         """The screen-pop for this call; account details only when identified."""
+        claimed = None if self.identified else self.customer_number
         return ScreenPop(
             call_sid=self.call_sid,
             caller=self.caller,
@@ -60,9 +71,10 @@ class CallState:
             language=self.language,
             customer_number=self.customer_number if self.identified else None,
             name=self.name if self.identified else None,
-            claimed_customer_number=None if self.identified else self.customer_number,
+            claimed_customer_number=None if is_unknown(claimed) else claimed,
             attempts=self.attempts,
             verified_at=self.verified_at if self.identified else None,
+            claimed_unknown=is_unknown(claimed),
         )
 
     def evolve(self, **changes: Any) -> CallState:
@@ -133,6 +145,13 @@ class CallerLookedUp:
 
 
 @dataclass(frozen=True)
+class CustomerNumberChecked:
+    """Answer to :class:`CheckCustomerNumber`: the number to keep (unknown: the mark)."""
+
+    reference: str
+
+
+@dataclass(frozen=True)
 class PinChecked:
     """Answer to :class:`VerifyPin`."""
 
@@ -141,7 +160,7 @@ class PinChecked:
     name: str | None = None
 
 
-Event = CallStarted | Digits | CallerLookedUp | PinChecked
+Event = CallStarted | Digits | CallerLookedUp | CustomerNumberChecked | PinChecked
 
 
 # --- I/O the engine needs done ----------------------------------------------------------
@@ -152,6 +171,14 @@ class LookupCaller:
     """Find the accounts that own ``caller`` (E.164, or None when withheld)."""
 
     caller: str | None
+
+
+@dataclass(frozen=True)
+class CheckCustomerNumber:
+    """Is ``typed`` an account's customer number? Answer with the number itself, or
+    with the unknown mark and a keyed hash of it (never the digits in clear)."""
+
+    typed: str = dataclasses.field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -166,7 +193,7 @@ class VerifyPin:
     pin: str = dataclasses.field(repr=False)
 
 
-Need = LookupCaller | VerifyPin
+Need = LookupCaller | CheckCustomerNumber | VerifyPin
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from ivr.board import board_payload
 from ivr.exceptions import DependencyError
+from ivr.flow.state import is_unknown
 from ivr.store.events import ZERO_ID
 from ivr.unlock import SOURCE_CONSOLE, unlock_account
 from ivr.web import agent_text
@@ -36,7 +37,7 @@ def _load_pop(call_sid: str) -> dict[str, Any] | None:
         return None
     pop = board_payload(state, call_status)
     # Identified or only claimed: either way the account whose PIN entry may be locked.
-    pop["account"] = state.customer_number
+    pop["account"] = None if is_unknown(state.customer_number) else state.customer_number
     return pop
 
 

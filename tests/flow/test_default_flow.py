@@ -8,7 +8,16 @@ from ivr.config import PACKAGE_ROOT
 from ivr.flow import engine
 from ivr.flow.actions import Gather, Reason, Route, Say
 from ivr.flow.model import Flow, MenuNode, RouteNode, load_flow
-from ivr.flow.state import CallerLookedUp, CallStarted, Digits, PinChecked, Step, Verdict
+from ivr.flow.state import (
+    CallerLookedUp,
+    CallStarted,
+    CheckCustomerNumber,
+    CustomerNumberChecked,
+    Digits,
+    PinChecked,
+    Step,
+    Verdict,
+)
 
 PATH = PACKAGE_ROOT / "flows" / "service_pin.toml"
 CALL_SID = "CA" + "0f" * 16
@@ -125,6 +134,8 @@ def test_english_journey_withheld_number(flow: Flow) -> None:
     step = press(flow, step, "3")
     assert spoken(step)[0].text.startswith("Please enter your customer number")
     step = press(flow, step, "100042#")
+    assert isinstance(step.need, CheckCustomerNumber)
+    step = engine.advance(flow, step.state, CustomerNumberChecked("100042"))
     assert spoken(step)[0].text.startswith("Please enter your 6-digit Service PIN")
     for _ in range(3):
         step = press(flow, step, "000000")

@@ -12,9 +12,12 @@ from ivr.flow import engine
 from ivr.flow.actions import Action, Gather, Reason, Route, Say
 from ivr.flow.model import Flow
 from ivr.flow.state import (
+    UNKNOWN_CUSTOMER,
     CallerLookedUp,
     CallStarted,
     CallState,
+    CheckCustomerNumber,
+    CustomerNumberChecked,
     Digits,
     Event,
     LookupCaller,
@@ -49,6 +52,15 @@ def press(step: Step, digits: str | None, flow: Flow = FLOW) -> Step:
     """Answer the Gather of ``step`` with ``digits`` (None: silence)."""
     gather = gather_of(step)
     return engine.advance(flow, step.state, Digits(gather.node, gather.seq, digits))
+
+
+def typed(step: Step, digits: str, reference: str | None = None) -> Step:
+    """Type a customer number at ``step`` and answer the engine's check of it (known,
+    unless ``reference`` gives what the call service keeps instead)."""
+    asked = press(step, digits)
+    assert isinstance(asked.need, CheckCustomerNumber) and asked.actions == ()
+    answer = CustomerNumberChecked(reference or asked.need.typed)
+    return engine.advance(FLOW, asked.state, answer)
 
 
 def texts(actions: Sequence[Action]) -> list[str]:
@@ -227,8 +239,12 @@ def test_lookup_result(found: str | None, node: str, customer_number: str | None
 def test_customer_number(
     digits: str | None, customer_number: str | None, spoken: list[str]
 ) -> None:
-    """A customer number is 1 to max_digits ASCII digits, '#' optional; else re-prompt."""
+    """A customer number is 1 to max_digits ASCII digits, '#' optional, and is checked
+    before it is kept; anything else is re-prompted."""
     step = press(press(start(caller=None), "1"), digits)
+    if customer_number is not None:
+        assert step.need == CheckCustomerNumber(customer_number) and step.actions == ()
+        step = engine.advance(FLOW, step.state, CustomerNumberChecked(customer_number))
     assert step.state.customer_number == customer_number
     assert texts(step.actions) == spoken
 
@@ -312,6 +328,7 @@ def test_verified_routes_as_identified() -> None:
         "customer_number": CUSTOMER,
         "name": "Erika Muster",
         "claimed_customer_number": None,
+        "claimed_unknown": False,
         "attempts": 2,
         "verified_at": T1,
     }
@@ -416,7 +433,7 @@ def test_unavailable_without_state(language: str | None, expected: str) -> None:
 def test_english_prompts_follow_the_switch() -> None:
     """After pressing 9 every prompt up to the route is English with the English voice."""
     step = press(press(start(caller=None), "9"), "1")
-    step = press(step, CUSTOMER + "#")
+    step = typed(step, CUSTOMER + "#")
     step = checked(step, Verdict.LOCKED)
     says = [a for a in step.actions if isinstance(a, Say)]
     assert {(s.language, s.voice) for s in says} == {("en-US", "Polly.Joanna-Neural")}
@@ -426,8 +443,8 @@ def test_english_prompts_follow_the_switch() -> None:
 def _journey() -> list[Step]:
     """Every step of a call with two wrong PINs, one malformed PIN and a verified one."""
     steps = [start(caller=None)]
-    for digits in ("1", CUSTOMER + "#"):
-        steps.append(press(steps[-1], digits))
+    steps.append(press(steps[-1], "1"))
+    steps.append(typed(steps[-1], CUSTOMER + "#"))
     for pin in ("4815", "2342"):
         asked = press(steps[-1], pin)
         steps += [asked, engine.advance(FLOW, asked.state, PinChecked(Verdict.WRONG, T1))]
@@ -471,3 +488,23 @@ def test_said_survives_storage() -> None:
     assert CallState.from_dict(json.loads(json.dumps(state.to_dict()))) == state
     with pytest.raises(ValueError):
         CallState.from_dict({**state.to_dict(), "said": "menu"})
+
+
+def test_an_unknown_customer_number_is_kept_only_as_its_mark() -> None:
+    """A typed number no account has is kept as the mark the call service gives (a keyed
+    hash): the PIN is asked as for any number, the screen-pop says unknown, shows none."""
+    mark = UNKNOWN_CUSTOMER + "0f" * 16
+    step = typed(press(start(caller=None), "1"), "246810#", reference=mark)
+    assert step.state.customer_number == mark and gather_of(step).node == "pin"
+    asked = press(step, PIN)
+    assert asked.need == VerifyPin(mark, None, PIN)
+    routed = engine.advance(FLOW, asked.state, PinChecked(Verdict.LOCKED, T1))
+    pop = routed.state.screen_pop()
+    assert (pop.claimed_customer_number, pop.claimed_unknown) == (None, True)
+    assert "246810" not in json.dumps(routed.state.to_dict())
+
+
+def test_a_check_answer_out_of_place_routes_unavailable() -> None:
+    """A customer-number answer when the call is not at that prompt is out of place."""
+    step = engine.advance(FLOW, at_pin().state, CustomerNumberChecked(CUSTOMER))
+    _unavailable(step)

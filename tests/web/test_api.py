@@ -14,7 +14,7 @@ Phone = Callable[..., Call]
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 FIELDS = {
     "call_sid", "caller", "identified", "reason", "topic", "language", "customer_number",
-    "name", "claimed_customer_number", "attempts", "verified_at",
+    "name", "claimed_customer_number", "claimed_unknown", "attempts", "verified_at",
 }  # fmt: skip
 
 
