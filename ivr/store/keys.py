@@ -19,6 +19,8 @@ State Redis (``[redis] url``); the tag is the part in braces::
     <p>:board:{board}:calls|latest|ended  its index             [redis] call_ttl_s, per write
     <p>:audit:{attempts}               audit journal stream     JOURNAL_TTL_S, per entry
     <p>:agent-login:{<username>}       failed console logins    LOGIN_WINDOW_S, per failure
+    <p>:agent-session:{<username>}     an agent's open sessions [console] session_max_age_s
+    <p>:agent-session:{<username>}:<id>  one open session      [console] session_max_age_s
 
 Queue Redis (``[queue] url``; rq's own ``rq:*`` keys get their TTLs in :mod:`ivr.jobs`)::
 
@@ -132,9 +134,18 @@ class KeyLayout:
             f"{p}:acct:{{*}}:fails", f"{p}:acct:{{*}}:lock",
             f"{p}:caller:{{*}}:fails", f"{p}:caller:{{*}}:block",
             f"{p}:failures:{{global}}:*", *self.board.all(), self.audit_journal,
-            f"{p}:agent-login:{{*}}", f"{p}:jobs:lock-notified:*", f"{p}:jobs:crm-delivered:*",
+            f"{p}:agent-login:{{*}}", f"{p}:agent-session:{{*}}", f"{p}:agent-session:{{*}}:*",
+            f"{p}:jobs:lock-notified:*", f"{p}:jobs:crm-delivered:*",
             f"{p}:jobs:sms-sent:*", f"{p}:jobs:audit-purge:*",
         )  # fmt: skip
+
+    def agent_sessions(self, agent: str) -> str:
+        """The ids of an agent's open console sessions (a set)."""
+        return f"{self.prefix}:agent-session:{{{_checked(agent)}}}"
+
+    def agent_session(self, agent: str, session_id: str) -> str:
+        """One open console session of an agent (same slot as the agent's set)."""
+        return f"{self.agent_sessions(agent)}:{session_id}"
 
     # --- queue Redis --------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
-from flask import Blueprint, Flask, Response, g, redirect, request, session, url_for
+from flask import Blueprint, Flask, Response, flash, g, redirect, request, session, url_for
 from werkzeug.wrappers import Response as BaseResponse
 
 from ivr.exceptions import DependencyError
@@ -27,6 +27,7 @@ from ivr.web.agent_auth import (
     csrf_valid,
     current_agent,
     end_session,
+    session_check,
     start_session,
 )
 from ivr.web.agent_console import console, error, lang, make_console, page
@@ -105,7 +106,8 @@ def guard() -> BaseResponse | None:
             return page("agent/login.html", 400, error="session_expired", next=_next_arg())
         return error(400, "session_expired")
     max_age = current.services.settings.console.session_max_age_s
-    g.agent = current_agent(session, current.directory, current.clock(), max_age)
+    g.agent = current_agent(session, current.directory, current.clock(), max_age,
+                            current.sessions)  # fmt: skip
     if g.agent is not None or request.endpoint in OPEN_ENDPOINTS:
         return None
     if "agent" in session:
@@ -151,7 +153,7 @@ def login() -> BaseResponse:
         log.warning("console login failed")
         return page("agent/login.html", 401, error="login_failed", next=_next_arg())
     throttle.succeeded(username)
-    start_session(session, agent, current.directory, current.clock())
+    start_session(session, agent, current.directory, current.clock(), current.sessions)
     session.permanent = True
     log.info("console login agent=%s supervisor=%s", agent.username, agent.supervisor)
     return redirect(_next_arg(), 303)
@@ -161,8 +163,31 @@ def login() -> BaseResponse:
 def logout() -> BaseResponse:
     """End the session."""
     log.info("console logout agent=%s", g.agent.username)
-    end_session(session)
+    end_session(session, console().sessions)
     return redirect(url_for("agent.login"), 303)
+
+
+@bp.get("/agents")
+def agents() -> Response:
+    """Supervisors: the configured agents, each with a button to end their sessions."""
+    if not g.agent.supervisor:
+        return error(403, "forbidden")
+    return page("agent/agents.html", names=sorted(console().directory.usernames()))
+
+
+@bp.post("/agents/<username>/end-sessions")
+def end_sessions(username: str) -> BaseResponse:
+    """Supervisors: end every open session of ``username`` at once (audited in the log)."""
+    current = console()
+    if not g.agent.supervisor:
+        log.warning("console end-sessions refused: agent=%s is no supervisor", g.agent.username)
+        return error(403, "forbidden")
+    if current.directory.agent(username) is None:
+        return error(404, "not_found")
+    ended = current.sessions.end_all(username)
+    log.info("console sessions ended agent=%s by=%s count=%d", username, g.agent.username, ended)
+    flash(agent_text.texts(lang())["sessions_ended"].format(count=ended, name=username), "info")
+    return redirect(url_for("agent.agents"), 303)
 
 
 @bp.post("/lang")
@@ -203,7 +228,8 @@ def events() -> Response:
         # 200, not 503: on an error status EventSource would give up instead of retrying.
         return _sse(iter((f"retry: {current.limits.retry_ms * 2}\n\n",)))
     start = resolve_start(requested, first, last)
-    response = _sse(event_stream(feed, start, current.limits, close, only_call))
+    alive = session_check(session, current.sessions)
+    response = _sse(event_stream(feed, start, current.limits, close, only_call, alive=alive))
     # A generator closed before its first step never runs its finally: close here too.
     response.call_on_close(close)
     return response

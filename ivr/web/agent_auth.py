@@ -1,10 +1,12 @@
 """Agent login, the session and CSRF tokens for the console (no Flask-WTF needed).
 
 Agents and their password hashes come from ``[console.agents]``; the session is Flask's
-signed cookie. A session names the agent, when they logged in and a fingerprint of their
-password hash, so it ends ``session_max_age_s`` after login however often it is
-refreshed, and at once when the agent is removed or their password changes. Every POST
-carries the session's CSRF token in a form field.
+signed cookie. A session names the agent, when they logged in, a fingerprint of their
+password hash and a session id registered in Redis (:mod:`ivr.store.agent_sessions`),
+so it ends ``session_max_age_s`` after login however often it is refreshed, and at once
+when the agent is removed, their password changes, they log out (a cookie captured
+before opens nothing) or a supervisor ends their sessions. Every POST carries the
+session's CSRF token in a form field.
 """
 
 from __future__ import annotations
@@ -12,20 +14,22 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections.abc import MutableMapping
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from ivr.config import ConsoleSettings
+from ivr.exceptions import DependencyError
+from ivr.store.agent_sessions import AgentSessions
 
 CSRF_FIELD = "csrf_token"
 # Longer input is never a valid login; refusing it early keeps hashing bounded.
 MAX_USERNAME = 64
 MAX_PASSWORD = 512
 
-_AGENT, _LOGIN_AT, _FINGERPRINT, _CSRF = "agent", "login_at", "fp", "csrf"
+_AGENT, _LOGIN_AT, _FINGERPRINT, _CSRF, _SID = "agent", "login_at", "fp", "csrf", "sid"
 
 
 @dataclass(frozen=True)
@@ -58,6 +62,10 @@ class AgentDirectory:
         if known is None or not valid_input or not matches:
             return None
         return self.agent(username)
+
+    def usernames(self) -> list[str]:
+        """Every configured agent's username."""
+        return list(self._hashes)
 
     def agent(self, username: str) -> Agent | None:
         """The configured agent called ``username``, if any."""
@@ -92,9 +100,14 @@ Session = MutableMapping[str, Any]
 
 
 def current_agent(
-    session: Session, directory: AgentDirectory, now: float, max_age_s: int
+    session: Session,
+    directory: AgentDirectory,
+    now: float,
+    max_age_s: int,
+    sessions: AgentSessions,
 ) -> Agent | None:
-    """The agent this session belongs to, or None if it is absent, stale or revoked."""
+    """The agent this session belongs to, or None if it is absent, stale or ended
+    (DependencyError when Redis cannot tell)."""
     username = session.get(_AGENT)
     login_at = session.get(_LOGIN_AT)
     if not isinstance(username, str) or not isinstance(login_at, int | float):
@@ -107,10 +120,19 @@ def current_agent(
         return None
     if not hmac.compare_digest(given.encode(), expected.encode()):
         return None
+    sid = session.get(_SID)
+    if not isinstance(sid, str) or not sessions.alive(username, sid):
+        return None
     return directory.agent(username)
 
 
-def start_session(session: Session, agent: Agent, directory: AgentDirectory, now: float) -> None:
+def start_session(
+    session: Session,
+    agent: Agent,
+    directory: AgentDirectory,
+    now: float,
+    sessions: AgentSessions,
+) -> None:
     """Log ``agent`` in: a fresh session (and CSRF token) so nothing from before carries over."""
     language = session.get("lang")
     session.clear()
@@ -120,10 +142,30 @@ def start_session(session: Session, agent: Agent, directory: AgentDirectory, now
     session[_LOGIN_AT] = int(now)
     session[_FINGERPRINT] = directory.fingerprint(agent.username)
     session[_CSRF] = secrets.token_urlsafe(32)
+    session[_SID] = sessions.open(agent.username)
 
 
-def end_session(session: Session) -> None:
-    """Log out: forget everything, including the CSRF token."""
+def session_check(session: Session, sessions: AgentSessions) -> Callable[[], bool]:
+    """Whether this session is still open, askable after the request (a long stream);
+    a Redis failure counts as open: the stream's own reads fail then anyway."""
+    username, sid = session.get(_AGENT), session.get(_SID)
+
+    def alive() -> bool:
+        if not isinstance(username, str) or not isinstance(sid, str):
+            return False
+        try:
+            return sessions.alive(username, sid)
+        except DependencyError:
+            return True
+
+    return alive
+
+
+def end_session(session: Session, sessions: AgentSessions | None = None) -> None:
+    """Log out: end the session server-side (``sessions`` given), forget everything."""
+    username, sid = session.get(_AGENT), session.get(_SID)
+    if sessions is not None and isinstance(username, str) and isinstance(sid, str):
+        sessions.close(username, sid)
     session.clear()
 
 

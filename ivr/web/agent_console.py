@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from flask import Response, current_app, render_template, session
 
 from ivr.services import Services
+from ivr.store.agent_sessions import AgentSessions
 from ivr.store.events import EventStore
 from ivr.store.redis_client import open_link
 from ivr.web import agent_text
@@ -28,6 +29,7 @@ class Console:
 
     services: Services
     directory: AgentDirectory
+    sessions: AgentSessions
     board: EventStore  # snapshots, on the app's short-timeout Redis client
     open_feed: FeedOpener  # a dedicated blocking connection per event stream
     limits: StreamLimits
@@ -37,8 +39,10 @@ class Console:
 def make_console(services: Services, limits: StreamLimits) -> Console:
     """The console for ``services``; opens no connection yet."""
     directory = AgentDirectory(services.settings.console)
+    sessions = AgentSessions(services.link, services.keys, services.hasher,
+                             services.settings.console.session_max_age_s)  # fmt: skip
     board = EventStore(services.link, services.keys, services.settings.redis.call_ttl_s)
-    return Console(services, directory, board, _feed_opener(services, limits), limits)
+    return Console(services, directory, sessions, board, _feed_opener(services, limits), limits)
 
 
 def _feed_opener(services: Services, limits: StreamLimits) -> FeedOpener:

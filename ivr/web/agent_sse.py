@@ -74,8 +74,11 @@ def event_stream(
     close: Callable[[], None],
     only_call: str | None = None,
     clock: Callable[[], float] = time.monotonic,
+    alive: Callable[[], bool] = lambda: True,
 ) -> Generator[str, None, None]:
-    """Yield SSE text until the lifetime ends, Redis fails or the client goes away.
+    """Yield SSE text until the lifetime ends, Redis fails, the client goes away or the
+    session ends (``alive``, asked at every heartbeat: a logout or a supervisor's end of
+    the session also ends the streams it opened).
 
     ``close`` releases the stream's Redis connection, whichever way it ends.
     """
@@ -92,6 +95,9 @@ def event_stream(
                     yield message("call", event.data, event.id)
                     last_write = clock()
             if clock() - last_write >= limits.heartbeat_s:
+                if not alive():
+                    log.info("board stream ended: its session was ended")
+                    return
                 yield ": heartbeat\n\n"
                 last_write = clock()
     except DependencyError as exc:

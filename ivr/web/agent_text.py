@@ -24,6 +24,11 @@ _DE: dict[str, str] = {
     "session_expired": "Die Sitzung ist abgelaufen oder ungültig. Bitte erneut versuchen.",
     "logout": "Abmelden",
     "supervisor": "Supervisor",
+    "agents": "Agenten",
+    "agents_intro": "Beendet alle offenen Sitzungen eines Agenten, z. B. bei einem verlorenen "
+    "Gerät; er muss sich neu anmelden.",
+    "end_sessions": "Sitzungen beenden",
+    "sessions_ended": "{count} Sitzung(en) von {name} beendet.",
     "board": "Aktuelle Anrufe",
     "live": "Live",
     "reconnecting": "Verbindung unterbrochen – verbinde neu …",
@@ -114,6 +119,11 @@ _EN: dict[str, str] = {
     "session_expired": "The session has expired or is invalid. Please try again.",
     "logout": "Log out",
     "supervisor": "Supervisor",
+    "agents": "Agents",
+    "agents_intro": "Ends every open session of an agent, e.g. after a lost device; they "
+    "must log in again.",
+    "end_sessions": "End sessions",
+    "sessions_ended": "{count} session(s) of {name} ended.",
     "board": "Current calls",
     "live": "Live",
     "reconnecting": "Connection lost – reconnecting …",

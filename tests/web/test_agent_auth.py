@@ -244,3 +244,48 @@ def test_parallel_guesses_cannot_pass_the_limit(app: Flask) -> None:
     with serving(app) as base:
         answers = race([partial(guess_over_http, base, f"wrong-{i}") for i in range(100)])
     assert (answers.count(401), answers.count(429)) == (MAX_FAILURES, 100 - MAX_FAILURES), answers
+
+
+def replay_cookie(source: FlaskClient, app: Flask) -> FlaskClient:
+    """A new browser that carries a copy of ``source``'s session cookie."""
+    cookie = source.get_cookie("ivr_agent", path="/agent")
+    assert cookie is not None
+    thief = app.test_client()
+    thief.set_cookie("ivr_agent", cookie.value, path="/agent")
+    return thief
+
+
+def test_logout_ends_the_session_server_side(app: Flask, agent_client: FlaskClient) -> None:
+    """A cookie captured before logout opens nothing afterwards: not the board, not the
+    event stream (issue 11, item 6)."""
+    thief = replay_cookie(agent_client, app)
+    assert thief.get("/agent").status_code == 200  # the copy works while logged in
+    agent_client.post("/agent/logout", data={"csrf_token": csrf_of(agent_client.get("/agent"))})
+    assert thief.get("/agent").status_code == 303
+    assert thief.get("/agent/events").status_code == 401
+
+
+def test_a_supervisor_ends_an_agents_sessions(app: Flask, agent_client: FlaskClient) -> None:
+    """A supervisor ends every open session of an agent at once; agents may not."""
+    second = replay_cookie(agent_client, app)
+    assert agent_client.get("/agent/agents").status_code == 403
+    supervisor = app.test_client()
+    assert log_in(supervisor, "sam").status_code == 303
+    listing = supervisor.get("/agent/agents")
+    assert listing.status_code == 200 and "end-anna" in listing.get_data(as_text=True)
+    ended = supervisor.post("/agent/agents/anna/end-sessions",
+                            data={"csrf_token": csrf_of(listing)})  # fmt: skip
+    assert ended.status_code == 303
+    assert agent_client.get("/agent").status_code == 303
+    assert second.get("/agent").status_code == 303
+    assert supervisor.get("/agent").status_code == 200  # only anna's sessions ended
+
+
+def test_session_keys_hold_no_username_and_expire(
+    agent_client: FlaskClient, redis_client: redis.Redis
+) -> None:
+    """The server-side session is a keyed hash in Redis, expiring with the session."""
+    keys = [k.decode() for k in redis_client.scan_iter("*agent-session*")]
+    assert len(keys) == 2 and not any("anna" in key for key in keys)
+    max_age = ConsoleSettings().session_max_age_s
+    assert all(0 < redis_client.ttl(key) <= max_age for key in keys)

@@ -231,3 +231,22 @@ def test_resolve_start(
 ) -> None:
     """Resume after the client's id while it is still in the stream; otherwise reset."""
     assert resolve_start(requested, first, last) == expected
+
+
+def test_a_stream_ends_when_its_session_is_ended(link: Link) -> None:
+    """At its next heartbeat a stream whose session was ended (logout, a supervisor's
+    action) stops, instead of running out its lifetime."""
+    limits = dataclasses.replace(FAST, lifetime_s=30, heartbeat_s=0.1)
+    closed: list[str] = []
+    began = time.monotonic()
+    sent = list(
+        event_stream(
+            EventStore(link, KeyLayout(), 60),
+            Start("0-0", False),
+            limits,
+            lambda: closed.append("closed"),
+            alive=lambda: False,
+        )  # fmt: skip
+    )
+    assert ": heartbeat\n\n" not in sent and closed == ["closed"]
+    assert time.monotonic() - began < 5
