@@ -29,7 +29,7 @@ from redis.connection import AbstractConnection
 from bench.accounts import account
 from bench.keys import pattern
 from bench.plan import Store
-from bench.webhooks import PUBLIC_BASE, Signer, Webhook, voice_params
+from bench.webhooks import PUBLIC_BASE, Signer, Webhook, status_params, voice_params
 from bench.workload import Workload
 
 
@@ -166,6 +166,28 @@ class Probe:
         after = _used_memory(self.redis)
         # The keys include the unmeasured first call's (and the shared global ones).
         return Memory(calls, (after - before) / calls, self._key_bytes(calls + 1))
+
+    def finished_memory(self, calls: int, drain: Callable[[], object]) -> float:
+        """Redis memory a call still holds once it is over: whole calls (right PIN,
+        routed, status completed) whose background jobs ``drain`` has done, per call.
+        Everything of theirs that expires later (call state, markers) is included."""
+        assert self.redis is not None, "memory is measured on a single Redis"
+        sids, paths = self.workload.sids, self.workload.call_paths()
+
+        def call(index: int) -> None:
+            acc, sid = account(index), sids.new()
+            self.post(Webhook("/voice", voice_params(sid, acc.phone, status="ringing")))
+            self.post(Webhook(paths.menu, voice_params(sid, acc.phone, digits="1")))
+            self.post(Webhook(paths.pin, voice_params(sid, acc.phone, digits=acc.pin)))
+            self.post(Webhook("/voice/status", status_params(sid, acc.phone)))
+
+        call(0)  # scripts loaded, connections open, registries made
+        drain()
+        before = _used_memory(self.redis)
+        for index in range(1, calls + 1):
+            call(index)
+        drain()
+        return (_used_memory(self.redis) - before) / calls
 
     def _walker(self) -> Callable[[int], None]:
         sids = self.workload.sids

@@ -63,6 +63,7 @@ class Results:
     rows: dict[str, Row]
     trips: list[Trips] = field(default_factory=list)
     memory: Memory | None = None
+    finished_bytes: float | None = None
     keys: list[KeyGroup] = field(default_factory=list)
 
     def ratio(self, top: str, bottom: str) -> float:
@@ -105,6 +106,9 @@ def render(res: Results) -> str:
     if res.memory is not None:
         out += ["", f"## Redis memory per in-flight call ({res.memory.calls:,} calls)", ""]
         out += [f"used_memory delta per call: {res.memory.bytes_per_call:,.0f} B", ""]
+        if res.finished_bytes is not None:
+            out += [f"kept per finished call (jobs done, state not yet expired): "
+                    f"{res.finished_bytes:,.0f} B", ""]  # fmt: skip
         out += _table(
             ("key pattern", "MEMORY USAGE per call, B"),
             [(f"`{name}`", f"{size:,}") for name, size in res.memory.key_bytes.items()],
@@ -149,6 +153,9 @@ def _targets(res: Results) -> list[tuple[str, str, str, str]]:
     if res.memory is not None:
         per_call = res.memory.bytes_per_call
         add("Redis memory per in-flight call", per_call, "<= 1024 B", per_call <= 1024, "B")
+    if res.finished_bytes is not None:
+        kept = res.finished_bytes
+        add("Redis memory per finished call", kept, "<= 1024 B", kept <= 1024, "B")
     missing = sum(g.without_ttl for g in res.keys)
     add("keys without a TTL", missing, "0", missing == 0, "keys")
     return rows

@@ -17,10 +17,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 
@@ -49,6 +50,8 @@ from ivr.embedded_redis import running_redis
 from ivr.exceptions import ConfigError, DependencyError
 from ivr.metrics import MULTIPROC_ENV
 from ivr.store.hashing import PinHasher
+from tests.live_server import serving
+from workers.main import run as worker_run
 
 PRODUCT_APP = "ivr:create_app()"
 
@@ -203,15 +206,32 @@ def _target_urls(servers: dict[str, Gunicorn]) -> dict[str, str]:
 
 def _probe(plan: Plan, res: Results, config_file: Path, url: str, client: redis.Redis) -> None:
     """Memory per in-flight call and round trips per webhook, in-process, own Redis."""
-    settings = config.load(
-        config_file, env=product_env(config_file), overrides={"redis": {"url": url}}
-    )
+    with serving(_crm_sink) as crm:
+        # The CRM webhook on (a sink that accepts everything): a finished call's jobs.
+        hook = {"webhook_url": f"{crm}/hook", "webhook_secret": "bench-crm-secret-0123456789"}
+        settings = config.load(
+            config_file, env=product_env(config_file),
+            overrides={"redis": {"url": url}, "screen_pop": hook},
+        )  # fmt: skip
+        _probe_app(plan, res, settings, client)
+
+
+def _crm_sink(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"ok"]
+
+
+def _probe_app(plan: Plan, res: Results, settings: Settings, client: redis.Redis) -> None:
     app = create_app(settings)
     try:
         workload = _workload(plan, settings)
         probe = Probe(app.test_client(), Signer(AUTH_TOKEN), workload, client)
         progress(f"measuring Redis memory over {plan.memory_calls:,} in-flight calls")
         res.memory = probe.memory(plan.memory_calls)
+        progress(f"measuring Redis memory kept by {plan.memory_calls:,} finished calls")
+        res.finished_bytes = probe.finished_memory(
+            plan.memory_calls, lambda: worker_run(settings, burst=True, with_scheduler=False)
+        )
         progress("counting Redis round trips per webhook")
         res.trips = probe.round_trips(plan.trip_samples)
         workload.close()

@@ -52,10 +52,12 @@ EVENT_ENDED = "call.ended"
 TERMINAL_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 # Every rq key gets a TTL. A queued job waits at most a week for a worker (a worker down
-# longer than that loses its backlog); a finished job is kept a day, which is also how
-# long unique=True refuses a duplicate; a failed one a week, for inspection and requeue.
+# longer than that loses its backlog); a failed one is kept a week, for inspection and
+# requeue. A finished job is deleted at once (no result, no finished-registry entry): it
+# kept ~7 KB per job for a day, ~15 KB per finished call. The jobs' own markers
+# (delivered, notified, purged) stop a second run from doing the work twice.
 QUEUED_TTL_S = 7 * 86400
-RESULT_TTL_S = 86400
+RESULT_TTL_S = 0
 FAILURE_TTL_S = 7 * 86400
 JOB_TIMEOUT_S = 60
 # Audit and SMS jobs only fail while the database or Twilio is down; the CRM webhook

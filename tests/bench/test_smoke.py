@@ -27,6 +27,7 @@ ROWS = (
     "whole-call mix / peer",
     "verification cost at 10^4 accounts / small store",
     "Redis memory per in-flight call",
+    "Redis memory per finished call",
     "keys without a TTL",
     "PIN step, right PIN after a wrong one",
     "status callback (completed)",
