@@ -64,6 +64,9 @@ class QueueSettings:
     # The Redis of the rq jobs and workers (standalone or Sentinel). Empty: [redis] url,
     # which must then not be a cluster.
     url: str = ""
+    # /readyz names the queues whose oldest waiting work is older than this (a worker
+    # down or stuck); /metrics has the ages in ivr_backlog_oldest_seconds.
+    backlog_alert_s: int = 300
 
 
 @dataclass(frozen=True)
@@ -289,7 +292,16 @@ def _positive(errors: list[str], section: str, obj: Any) -> None:
 def validate(s: Settings) -> None:
     """Raise ConfigError for the first inconsistent setting, naming its key."""
     errors: list[str] = []
-    for section in ("redis", "pin_store", "pin", "lockout", "console", "screen_pop", "audit"):
+    for section in (
+        "redis",
+        "queue",
+        "pin_store",
+        "pin",
+        "lockout",
+        "console",
+        "screen_pop",
+        "audit",
+    ):
         _positive(errors, section, getattr(s, section))
     url = s.server.public_base_url
     if url and not url.startswith(("http://", "https://")):

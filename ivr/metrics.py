@@ -25,6 +25,7 @@ from prometheus_client.registry import Collector
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
+from ivr.backlog import oldest_waiting_s
 from ivr.exceptions import ConfigError, DependencyError, ReplicaAckError
 from ivr.flow.state import CallState, Verdict
 from ivr.jobs import QUEUES
@@ -170,4 +171,11 @@ class LiveCollector(Collector):
             "PIN attempts waiting in Redis to be written to the SQL audit trail.",
             value=self._journal.backlog(),
         )
-        return [failures, depth, failed, backlog]
+        oldest = GaugeMetricFamily(
+            "ivr_backlog_oldest_seconds",
+            "How long the oldest waiting job of a queue (or audit-journal entry) has waited.",
+            labels=["queue"],
+        )
+        for name, age in oldest_waiting_s(self._client, self._journal).items():
+            oldest.add_metric([name], round(age, 3))
+        return [failures, depth, failed, backlog, oldest]

@@ -20,6 +20,7 @@ from ivr.store.keys import KeyLayout
 from ivr.store.link import Link
 from ivr.store.redis_client import open_link
 from tests.fleet.cluster import ClusterHarness
+from tests.measured import pytest_terminal_summary  # noqa: F401 - the summary hook
 from tests.redis_server import running_redis
 from tests.twilio_phone import PUBLIC_BASE, Call
 

@@ -174,20 +174,24 @@ def run(
 
 
 def _serve(names: list[str], context: JobContext, burst: bool, with_scheduler: bool) -> bool:
-    """rq's loop; when the queue Redis goes away (killed, failed over), a new worker
-    starts after a growing pause instead of the process exiting: the jobs wait in Redis
-    meanwhile. A burst run fails instead (its caller wants to know)."""
+    """rq's loop; when the queue Redis goes away or fails (killed, failed over, out of
+    memory), a new worker starts after a growing pause instead of the process exiting:
+    the jobs wait in Redis meanwhile. A burst run fails instead (its caller wants to
+    know)."""
     pause = RECONNECT_PAUSE_S
     while True:
+        started = time.monotonic()
         try:
             # Inside: creating a worker already talks to Redis (rq prepares for work).
             worker = IVRWorker(names, connection=context.redis, context=context,
                                commands=not burst)  # fmt: skip
             with _restored_signal_handlers():
                 return worker.work(burst=burst, with_scheduler=with_scheduler)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except redis.RedisError as exc:  # killed, failed over, full (OOM), ...
             if burst:
                 raise
+            if time.monotonic() - started > RECONNECT_CAP_S:
+                pause = RECONNECT_PAUSE_S  # it had been working: a new outage
             log.warning("queue Redis lost (%s); the worker starts again in %.0f s",
                         type(exc).__name__, pause)  # fmt: skip
         time.sleep(pause)

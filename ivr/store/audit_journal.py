@@ -129,6 +129,12 @@ class AuditJournal:
                 return False
             return bool(self._client.xgroup_delconsumer(self.key, GROUP, consumer))
 
+    def oldest_id(self) -> str | None:
+        """The id of the oldest entry not yet written to SQL (its time in ms), if any."""
+        with dependency_errors("audit journal read"):
+            first: Any = self._client.xrange(self.key, count=1)
+        return text(first[0][0]) if first else None
+
     def backlog(self) -> int:
         """Entries not yet written to SQL (read or not)."""
         with dependency_errors("audit journal length"):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify
 
+from ivr.backlog import oldest_waiting_s
 from ivr.exceptions import DependencyError
 from ivr.services import Services
 from ivr.store.redis_health import eviction_problem
@@ -21,8 +22,9 @@ def healthz() -> Response:
 @bp.get("/readyz")
 def readyz() -> Response:
     """Readiness: every Redis primary and the PIN store answer, and no Redis may evict
-    lockout keys. Only ready or not per dependency: the PIN-failure rate and its alarm
-    would tell an attacker whether spraying is noticed, so they need the API token."""
+    lockout keys; beside them, whether the workers keep up. Only ready or not per
+    dependency: the PIN-failure rate and its alarm would tell an attacker whether
+    spraying is noticed, so they (and the backlog's ages) need the API token."""
     services: Services = current_app.extensions["ivr"]
     checks: dict[str, object] = {}
     ready = True
@@ -45,6 +47,7 @@ def readyz() -> Response:
     except DependencyError:
         checks["pin_store"] = "unavailable"
         ready = False
+    _backlog(services, checks)
     response = jsonify(status="ready" if ready else "not ready", checks=checks)
     response.status_code = 200 if ready else 503
     return response
@@ -53,3 +56,18 @@ def readyz() -> Response:
 def _authorized(services: Services) -> bool:
     """The request carries the API token (a wrong or missing one just gets less detail)."""
     return bearer_error(services.settings.api.token) is None
+
+
+def _backlog(services: Services, checks: dict[str, object]) -> None:
+    """Whether background work waits longer than ``[queue] backlog_alert_s`` (a worker
+    down or stuck): shown, not a reason to take the node out of service — it still
+    routes every caller. The ages per queue need the API token."""
+    try:
+        ages = oldest_waiting_s(services.queue, services.journal)
+    except Exception:  # noqa: BLE001 - informational; Redis trouble shows above
+        checks["worker_backlog"] = "unknown"
+        return
+    limit = services.settings.queue.backlog_alert_s
+    checks["worker_backlog"] = "stale" if max(ages.values()) > limit else "ok"
+    if _authorized(services):
+        checks["worker_backlog_s"] = {name: round(age, 1) for name, age in ages.items()}

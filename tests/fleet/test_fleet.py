@@ -28,9 +28,9 @@ from ivr.jobs import PURGE_AUDIT, QUEUE_AUDIT, JobQueues
 from ivr.store.audit import AuditStore
 from ivr.store.redis_client import close_client, open_client
 from tests.conftest import ACCOUNTS, SHARED_NUMBER, SINGLE_OWNER, UNKNOWN_NUMBER
-from tests.fleet.conftest import report
 from tests.fleet.fleet import CLUSTER, CUSTOMERS, MAX_FAILURES, SENTINEL, Fleet, running_fleet
 from tests.fleet.redis_nodes import wait_for
+from tests.measured import report
 from tests.racing import race
 from tests.twilio_phone import Call, Twiml, parse_task
 

@@ -7,6 +7,9 @@ from collections.abc import Callable
 import pytest
 from flask.testing import FlaskClient
 
+from ivr.jobs import QUEUE_AUDIT, QUEUE_CRM
+from ivr.services import Services
+from tests.backlog import old_job
 from tests.conftest import ACCOUNTS, API_TOKEN, SINGLE_OWNER
 from tests.twilio_phone import Call
 
@@ -101,13 +104,15 @@ def test_api_without_configured_token_refuses_everyone(client: FlaskClient) -> N
 
 
 def test_health_and_readiness(client: FlaskClient) -> None:
-    """/healthz answers; /readyz says only whether Redis and the PIN store are ready."""
+    """/healthz answers; /readyz says only whether Redis, the PIN store and the workers
+    are fine."""
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.get_json()["checks"] == {"redis": "ok", "pin_store": "ok"}
+    plain = {"redis": "ok", "pin_store": "ok", "worker_backlog": "ok"}
+    assert ready.get_json()["checks"] == plain
     wrong = client.get("/readyz", headers={"Authorization": "Bearer not-the-token"})
-    assert wrong.get_json()["checks"] == {"redis": "ok", "pin_store": "ok"}
+    assert wrong.get_json()["checks"] == plain
 
 
 def test_readiness_details_need_the_api_token(phone: Phone, client: FlaskClient) -> None:
@@ -117,3 +122,16 @@ def test_readiness_details_need_the_api_token(phone: Phone, client: FlaskClient)
     checks = client.get("/readyz", headers={"Authorization": f"Bearer {API_TOKEN}"}).get_json()
     assert checks["checks"]["pin_failures_last_minute"] == 1
     assert checks["checks"]["pin_failure_alert"] is False
+
+
+@pytest.mark.parametrize("overrides", [{"queue": {"backlog_alert_s": 60}}])
+def test_readiness_shows_a_stale_backlog(client: FlaskClient, services: Services) -> None:
+    """A job waiting longer than [queue] backlog_alert_s makes the backlog "stale" while
+    the node stays ready; its age per queue is shown with the API token only."""
+    old_job(services.queue, QUEUE_AUDIT, "audit-waiting", age_s=90)
+    anonymous = client.get("/readyz")
+    assert anonymous.status_code == 200
+    assert anonymous.get_json()["checks"]["worker_backlog"] == "stale"
+    assert "worker_backlog_s" not in anonymous.get_json()["checks"]
+    ages = client.get("/readyz", headers=AUTH).get_json()["checks"]["worker_backlog_s"]
+    assert ages[QUEUE_AUDIT] >= 90 and ages[QUEUE_CRM] == 0 and ages["audit-journal"] == 0

@@ -12,8 +12,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from ivr import create_app
 from ivr.config import Settings
 from ivr.exceptions import ConfigError
+from ivr.jobs import QUEUE_AUDIT, QUEUE_CRM
 from ivr.metrics import multiprocess_dir
 from ivr.services import Services, build
+from tests.backlog import old_job
 from tests.conftest import ACCOUNTS, API_TOKEN, SINGLE_OWNER, make_settings, seed
 from tests.redis_server import free_port
 from tests.twilio_phone import Call
@@ -135,3 +137,14 @@ def test_bad_multiprocess_dir_is_a_clear_error(tmp_path: Path, kind: str) -> Non
     with pytest.raises(ConfigError, match="PROMETHEUS_MULTIPROC_DIR=.* not a writable dir"):
         multiprocess_dir({"PROMETHEUS_MULTIPROC_DIR": str(target)})
     assert multiprocess_dir({}) is None
+
+
+def test_backlog_age_per_queue(client: FlaskClient, services: Services) -> None:
+    """ivr_backlog_oldest_seconds gives the oldest waiting job's age per queue (and the
+    audit journal's): 0 where nothing waits."""
+    assert scrape(client)[("ivr_backlog_oldest_seconds", (("queue", QUEUE_CRM),))] == 0
+    old_job(services.queue, QUEUE_CRM, "crm-waiting", age_s=120)
+    samples = scrape(client)
+    assert samples[("ivr_backlog_oldest_seconds", (("queue", QUEUE_CRM),))] >= 120
+    assert samples[("ivr_backlog_oldest_seconds", (("queue", QUEUE_AUDIT),))] == 0
+    assert samples[("ivr_backlog_oldest_seconds", (("queue", "audit-journal"),))] == 0

@@ -1,5 +1,7 @@
-"""The fleet tests' measurements (failover and recovery times) go into pytest's summary,
-so every run's log shows them, not only a run with ``-s``."""
+"""Measurements of the fleet and fault tests (failover, recovery and answer times) go
+into pytest's summary, so every run's log shows them, not only a run with ``-s``.
+
+``tests/conftest.py`` re-exports :func:`pytest_terminal_summary` as its hook."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ def report(line: str) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
-    """Print the measurements of this run's fleet tests."""
+    """Print the measurements of this run's fleet and fault tests."""
     if MEASURED:
-        terminalreporter.section("fleet measurements")
+        terminalreporter.section("measurements")
         for line in MEASURED:
             terminalreporter.write_line(line)
