@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 import os
 import platform
 import subprocess
@@ -221,6 +222,16 @@ def _crm_sink(environ: dict[str, Any], start_response: Callable[..., Any]) -> li
     return [b"ok"]
 
 
+def _burst(settings: Settings) -> bool:
+    """One in-process burst of the worker, its log on stderr: rq would otherwise print
+    every job on stdout, which is the report."""
+    rq_log = logging.getLogger("rq.worker")
+    if not rq_log.handlers:
+        rq_log.addHandler(logging.StreamHandler(sys.stderr))
+        rq_log.propagate = False
+    return worker_run(settings, burst=True, with_scheduler=False)
+
+
 def _probe_app(plan: Plan, res: Results, settings: Settings, client: redis.Redis) -> None:
     app = create_app(settings)
     try:
@@ -229,9 +240,7 @@ def _probe_app(plan: Plan, res: Results, settings: Settings, client: redis.Redis
         progress(f"measuring Redis memory over {plan.memory_calls:,} in-flight calls")
         res.memory = probe.memory(plan.memory_calls)
         progress(f"measuring Redis memory kept by {plan.memory_calls:,} finished calls")
-        res.finished_bytes = probe.finished_memory(
-            plan.memory_calls, lambda: worker_run(settings, burst=True, with_scheduler=False)
-        )
+        res.finished_bytes = probe.finished_memory(plan.memory_calls, lambda: _burst(settings))
         progress("counting Redis round trips per webhook")
         res.trips = probe.round_trips(plan.trip_samples)
         workload.close()
