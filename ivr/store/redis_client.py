@@ -142,18 +142,18 @@ def _single(target: RedisTarget, settings: RedisSettings, timeouts: Timeouts) ->
     bound = {"max_connections": settings.max_connections, "timeout": settings.socket_timeout_s}
     if target.topology is Topology.STANDALONE:
         # Built from the parsed fields, never from_url: one parser decides what a URL means.
-        pool = redis.BlockingConnectionPool(**bound, **options, **_address(target))  # type: ignore[no-untyped-call]
+        pool = redis.BlockingConnectionPool(**bound, **options, **_address(target))  # type: ignore[no-untyped-call,unused-ignore]
         return redis.Redis(connection_pool=pool)
     sentinel_options = {
         k: options[k] for k in ("socket_timeout", "socket_connect_timeout", "retry")
     }
-    sentinel = Sentinel(  # type: ignore[no-untyped-call]
+    sentinel = Sentinel(  # type: ignore[no-untyped-call,unused-ignore]
         list(target.nodes),
         # The URL's credentials are the sentinels' too (the limits library's convention).
         sentinel_kwargs={**sentinel_options, "username": target.username,
                          "password": target.password},
     )  # fmt: skip
-    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call]
+    client: redis.Redis = sentinel.master_for(  # type: ignore[no-untyped-call,unused-ignore]
         target.service_name or "", redis_class=redis.Redis,
         connection_pool_class=BlockingSentinelPool, db=target.db,
         connection_class=SentinelSSLConnection if target.tls else SentinelConnection,
@@ -176,7 +176,7 @@ def _cluster(target: RedisTarget, settings: RedisSettings, timeouts: Timeouts) -
     options = _options(target, timeouts)
     options.pop("retry")  # RedisCluster takes its retry policy as its own argument
     return RedisCluster(
-        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],  # type: ignore[no-untyped-call]
+        startup_nodes=[ClusterNode(host, port) for host, port in target.nodes],  # type: ignore[no-untyped-call,unused-ignore]
         retry=Retry(NoBackoff(), 0), require_full_coverage=False, ssl=target.tls,
         max_connections=settings.max_connections, **options,
     )  # fmt: skip

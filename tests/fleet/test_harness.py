@@ -43,7 +43,7 @@ def sentinel() -> Iterator[SentinelHarness]:
 def cluster_client(harness: ClusterHarness) -> Iterator[redis.RedisCluster]:
     """A cluster client seeded with the running nodes."""
     running = [n.port for n in harness.nodes if n.running]
-    seeds = [ClusterNode("127.0.0.1", port) for port in running]  # type: ignore[no-untyped-call]
+    seeds = [ClusterNode("127.0.0.1", port) for port in running]  # type: ignore[no-untyped-call,unused-ignore]
     client = redis.RedisCluster(startup_nodes=seeds, socket_timeout=2, decode_responses=True)
     try:
         yield client
@@ -127,8 +127,8 @@ def test_sentinel_failover_keeps_key_and_rejoins(sentinel: SentinelHarness) -> N
     assert new is not old and new.role() == "master"
     hosts = [("127.0.0.1", s.port) for s in sentinel.sentinels]
     options = {"socket_timeout": 1}
-    watcher = Sentinel(hosts, sentinel_kwargs=options)  # type: ignore[no-untyped-call]
-    client: redis.Redis = watcher.master_for(  # type: ignore[no-untyped-call]
+    watcher = Sentinel(hosts, sentinel_kwargs=options)  # type: ignore[no-untyped-call,unused-ignore]
+    client: redis.Redis = watcher.master_for(  # type: ignore[no-untyped-call,unused-ignore]
         sentinel.service, socket_timeout=1, decode_responses=True
     )
     try:
