@@ -31,11 +31,13 @@ from bench.keys import pattern
 from bench.plan import Store
 from bench.webhooks import PUBLIC_BASE, Signer, Webhook, status_params, voice_params
 from bench.workload import Workload
+from ivr.webhook_runner import THREAD_PREFIX
 
 
 @dataclass
 class _Counter:
-    """Round trips and commands sent by one thread (others, e.g. background ones, ignored)."""
+    """Round trips and commands sent by one thread and by the webhook threads it hands
+    its work to (others, e.g. background ones, ignored)."""
 
     thread: int = field(default_factory=threading.get_ident)
     trips: int = 0
@@ -55,7 +57,8 @@ def counting() -> Iterator[_Counter]:
     read: Callable[..., Any] = AbstractConnection.read_response
 
     def mine() -> bool:
-        return threading.get_ident() == counter.thread
+        current = threading.current_thread()
+        return current.ident == counter.thread or current.name.startswith(THREAD_PREFIX)
 
     def counted_send_packed(
         self: AbstractConnection, command: Any, check_health: bool = True

@@ -22,10 +22,14 @@ MAX_BODY_BYTES = 64 * 1024
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
     """Build the app from ``settings`` (default: ``$IVR_CONFIG`` + environment).
 
-    Configuration and flow errors surface here, at start-up, naming the key or node.
+    Configuration and flow errors surface here, at start-up, naming the key or node;
+    a dependency that does not answer does not stop it (see :mod:`ivr.startup`).
     """
     settings = settings if settings is not None else config.load()
-    services = services if services is not None else build(settings)
+    # Only bad configuration stops the start: an unreachable database must not (a worker
+    # that fails to boot brings gunicorn down); ivr.startup finishes the start later.
+    services = services if services is not None else build(settings, tolerate_outage=True)
+    services.startup.retry_in_background()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ivr"] = services

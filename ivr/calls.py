@@ -3,6 +3,11 @@
 This is the only place where the engine meets the stores. Any dependency failure, an
 unknown CallSid, a replayed or concurrent step ends the same way: the caller is routed
 to an agent as not identified (reason ``unavailable``), never an error.
+
+Each webhook's work may carry a :class:`~ivr.deadline.Deadline`: no store is asked
+anything once it has expired, and the new state is saved only after a successful
+:meth:`~ivr.deadline.Deadline.commit`. Work that loses the race saves what the caller
+was told instead — routed as unavailable — and its PIN attempts are audited so.
 """
 
 from __future__ import annotations
@@ -11,39 +16,25 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 
+from ivr.deadline import UNBOUNDED, Deadline
 from ivr.exceptions import DependencyError
 from ivr.flow import engine
 from ivr.flow.actions import Action
 from ivr.flow.model import Flow
-from ivr.flow.state import (
-    UNKNOWN_CUSTOMER,
-    CallerLookedUp,
-    CallStarted,
-    CallState,
-    CheckCustomerNumber,
-    CustomerNumberChecked,
-    Digits,
-    Event,
-    LookupCaller,
-    Need,
-    PinChecked,
-    Step,
-    Verdict,
-    VerifyPin,
-)
+from ivr.flow.state import CallStarted, CallState, Digits, Step
 from ivr.observers import Observers, PinAttempt
 from ivr.store.audit import AttemptRow, AuditStore
 from ivr.store.audit_journal import AuditJournal
 from ivr.store.calls import CallStore
 from ivr.store.pins import PinStore
-from ivr.store.rounds import Command
-from ivr.verification import PinGate, Verification
+from ivr.turns import Turn, TurnRunner, iso
+from ivr.verification import PinGate
 
 log = logging.getLogger("ivr.calls")
-verify_log = logging.getLogger("ivr.verification")
 # One line per saved step (ivr dev formats it for people); its arguments carry no digits.
 STEP_MESSAGE = "call=%s step=%s next=%s routed=%s identified=%s reason=%s attempts=%d"
 
@@ -55,26 +46,14 @@ FALLBACK = "fallback"
 # answer (a retry sent while the first was still at work), polling every SETTLE_POLL_S.
 SETTLE_WAIT_S = 1.0
 SETTLE_POLL_S = 0.05
+# What a commit needs left of the deadline: the save and the observers' writes. The app
+# derives it from the Redis timeouts (ivr.services.save_reserve); this is for others.
+SAVE_RESERVE_S = 0.75
 
 
 def utc_now() -> datetime:
     """The current time in UTC."""
     return datetime.now(UTC)
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass
-class Turn:
-    """One webhook's work before its save: the engine's step, the writes that go out with
-    the save, and the PIN attempts to report once it is done."""
-
-    step: Step
-    writes: list[Command] = field(default_factory=list)
-    # Each judged attempt, and where its audit entry stands in ``writes``.
-    attempts: list[tuple[PinAttempt, int]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -89,14 +68,25 @@ class CallService:
     audit: AuditStore
     observers: Observers = Observers()
     clock: Clock = utc_now
+    save_reserve_s: float = SAVE_RESERVE_S
 
-    def start(self, call_sid: str, caller: str | None) -> tuple[Action, ...]:
+    @cached_property
+    def turns(self) -> TurnRunner:
+        """Performs each webhook's I/O needs with this service's stores."""
+        return TurnRunner(self.flow, self.pins, self.gate, self.journal, self.clock,
+                          self._failed)  # fmt: skip
+
+    def start(
+        self, call_sid: str, caller: str | None, deadline: Deadline = UNBOUNDED
+    ) -> tuple[Action, ...]:
         """A new call arrived at ``/voice``: greet and open the menu."""
         if not call_sid:
             return self._unavailable(call_sid, caller, None, None)
-        now = _iso(self.clock())
+        now = iso(self.clock())
         step = engine.advance(self.flow, None, CallStarted(call_sid, caller, now))
         state = step.state.evolve(answered=STARTED)
+        if not deadline.commit(self.save_reserve_s):
+            return self._late(call_sid, "start")
         try:
             if self.calls.create(state):
                 self._log(state, "start")
@@ -112,13 +102,19 @@ class CallService:
         return self._again(existing, STARTED)
 
     def step(
-        self, call_sid: str, node: str, seq: int, digits: str | None, language: str | None
+        self,
+        call_sid: str,
+        node: str,
+        seq: int,
+        digits: str | None,
+        language: str | None,
+        deadline: Deadline = UNBOUNDED,
     ) -> tuple[Action, ...]:
         """The caller answered a Gather (or stayed silent)."""
         try:
             state, claimed = self.calls.load_for_step(call_sid, seq)
             if state is not None and not claimed:
-                state = self._settled(call_sid, seq, state)
+                state = self._settled(call_sid, seq, state, deadline)
         except DependencyError as exc:
             return self._unavailable(call_sid, None, language, exc)
         if state is None:
@@ -127,10 +123,15 @@ class CallService:
         request = f"{node}:{seq}"
         if not claimed or state.routed or (state.node, state.seq) != (node, seq):
             return self._again(state, request)
-        return self._finish(state, self._run(state, Digits(node, seq, digits)), request)
+        turn = self.turns.run(state, Digits(node, seq, digits), deadline)
+        return self._finish(state, turn, request, deadline)
 
     def fallback(
-        self, call_sid: str, caller: str | None, language: str | None
+        self,
+        call_sid: str,
+        caller: str | None,
+        language: str | None,
+        deadline: Deadline = UNBOUNDED,
     ) -> tuple[Action, ...]:
         """Twilio's fallback URL: our primary answer failed, so hand the caller over.
 
@@ -148,7 +149,7 @@ class CallService:
             return step.actions
         if state.routed:
             return self._again(state, FALLBACK)
-        return self._finish(state, step, FALLBACK)
+        return self._finish(state, step, FALLBACK, deadline)
 
     def status(self, call_sid: str, call_status: str) -> None:
         """Record Twilio's status callback; raises DependencyError when Redis is down."""
@@ -164,59 +165,6 @@ class CallService:
 
     # --- internals ----------------------------------------------------------------------
 
-    def _run(self, state: CallState, event: Event) -> Turn:
-        """Advance the engine and perform every I/O need until it returns actions only."""
-        turn = Turn(engine.advance(self.flow, state, event))
-        actions = list(turn.step.actions)
-        step = turn.step
-        try:
-            while step.need is not None:
-                result = self._perform(step.need, step.state, turn)
-                step = engine.advance(self.flow, step.state, result)
-                actions.extend(step.actions)
-        except DependencyError as exc:
-            self._failed(state.call_sid, exc)
-            step = engine.unavailable(
-                self.flow, step.state, call_sid=state.call_sid, caller=state.caller,
-                language=state.language,
-            )  # fmt: skip
-            actions.extend(step.actions)
-        turn.step = Step(step.state, tuple(actions))
-        return turn
-
-    def _perform(self, need: Need, state: CallState, turn: Turn) -> Event:
-        if isinstance(need, LookupCaller):
-            owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
-            return CallerLookedUp(owners[0] if len(owners) == 1 else None)
-        if isinstance(need, CheckCustomerNumber):
-            # Kept in clear only if an account has it: callers type PINs into this prompt.
-            if self.pins.get(need.typed) is not None:
-                return CustomerNumberChecked(need.typed)
-            subject = self.gate.hasher.subject("account", need.typed)
-            return CustomerNumberChecked(UNKNOWN_CUSTOMER + subject)
-        if isinstance(need, VerifyPin):
-            try:
-                verified = self.gate.verify(need.customer_number, need.caller, need.pin)
-            except DependencyError as exc:
-                # Not judged, but an attempt all the same: audited as unavailable.
-                self._failed(state.call_sid, exc)
-                verified = Verification(Verdict.UNAVAILABLE)
-            now = _iso(self.clock())
-            attempt = PinAttempt(
-                state.call_sid, need.customer_number, need.caller, verified.verdict,
-                verified.locked_now, now,
-            )  # fmt: skip
-            _log_verdict(state.call_sid, verified.verdict, verified.locked_now)
-            # The lockout's settlement and the audit entry go out with the save.
-            turn.writes.extend(verified.settle)
-            turn.attempts.append((attempt, len(turn.writes)))
-            turn.writes.extend(self.journal.entry(
-                attempt.call_sid, attempt.customer_number, attempt.caller,
-                attempt.verdict.value, attempt.at,
-            ))  # fmt: skip
-            return PinChecked(verified.verdict, now, verified.name)
-        raise TypeError(f"unknown need {need!r}")  # pragma: no cover
-
     def _again(self, state: CallState, request: str) -> tuple[Action, ...]:
         """A request the call has answered already: the same answer again if it is the
         one that left the call where it is (a retry), else the safe one (a replay, or a
@@ -231,18 +179,24 @@ class CallService:
             language=state.language,
         ).actions  # fmt: skip
 
-    def _settled(self, call_sid: str, seq: int, state: CallState) -> CallState:
+    def _settled(self, call_sid: str, seq: int, state: CallState, deadline: Deadline) -> CallState:
         """Another request for the same step (a retry sent before our first answer) is at
         work: wait until it saved, so this one can give its answer again."""
-        deadline = time.monotonic() + SETTLE_WAIT_S
-        while state.seq == seq and not state.routed and time.monotonic() < deadline:
+        wait = min(SETTLE_WAIT_S, deadline.remaining() - self.save_reserve_s)
+        until = time.monotonic() + wait
+        while state.seq == seq and not state.routed and time.monotonic() < until:
             time.sleep(SETTLE_POLL_S)
             state = self.calls.load(call_sid) or state
         return state
 
-    def _finish(self, loaded: CallState, turn: Turn | Step, request: str) -> tuple[Action, ...]:
-        """Save the new state if nobody else moved this call meanwhile; else hand over."""
+    def _finish(
+        self, loaded: CallState, turn: Turn | Step, request: str, deadline: Deadline
+    ) -> tuple[Action, ...]:
+        """Save the new state if nobody else moved this call meanwhile; else hand over.
+        Past the deadline, what is saved is what the caller got: routed as unavailable."""
         turn = turn if isinstance(turn, Turn) else Turn(turn)
+        if not deadline.commit(self.save_reserve_s):
+            turn = self.turns.discarded(loaded, turn)
         new = turn.step.state.evolve(answered=request)
         if new.seq == loaded.seq:
             # Routing emits no Gather, but the version must still move for the CAS.
@@ -260,6 +214,11 @@ class CallService:
         self._log(new, loaded.node)
         self.observers.call_changed(new, loaded, saved.status)
         return turn.step.actions
+
+    def _late(self, call_sid: str, where: str) -> tuple[Action, ...]:
+        """Work that starts after its deadline: the caller has been answered already."""
+        log.warning("call=%s %s started after its deadline; nothing done", call_sid, where)
+        return self._unavailable(call_sid, None, None, None)
 
     def _attempted(self, turn: Turn, unjournalled: list[PinAttempt]) -> None:
         """Report the turn's attempts; those the journal did not take go to SQL directly."""
@@ -300,11 +259,3 @@ class CallService:
             state.call_sid, came_from, state.node, state.routed, state.identified, outcome,
             state.attempts,
         )  # fmt: skip
-
-
-def _log_verdict(call_sid: str, verdict: Verdict, locked_now: bool) -> None:
-    """One line per judged PIN (never the digits); the one that locked an account warns."""
-    if locked_now:
-        verify_log.warning("call=%s verify=%s account_locked=true", call_sid, verdict.value)
-    else:
-        verify_log.info("call=%s verify=%s", call_sid, verdict.value)

@@ -26,6 +26,8 @@ from ivr.store.redis_url import Topology, parse_redis_url
 
 ROUTING_MODES = ("enqueue", "client", "sip", "number")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+# How long Twilio waits for a webhook's answer before it plays its error or the fallback.
+TWILIO_TIMEOUT_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,9 @@ class ServerSettings:
     trust_forwarded_headers: bool = True
     flow_file: str = "flows/service_pin.toml"
     default_region: str = "DE"
+    # Every voice webhook answers within this many seconds, whatever a dependency does;
+    # past it the caller is routed not identified (reason unavailable). Twilio waits 15 s.
+    webhook_deadline_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -306,6 +311,8 @@ def validate(s: Settings) -> None:
     url = s.server.public_base_url
     if url and not url.startswith(("http://", "https://")):
         errors.append("[server] public_base_url must start with http:// or https://")
+    if not 0 < s.server.webhook_deadline_s < TWILIO_TIMEOUT_S:
+        errors.append("[server] webhook_deadline_s must be above 0 and below Twilio's 15 s")
     if not 4 <= s.pin.length <= 12:
         errors.append("[pin] length must be between 4 and 12")
     if s.twilio.validate_signatures and not s.twilio.auth_token:

@@ -78,6 +78,11 @@ class Metrics:
             "PIN attempts refused as unavailable: no Redis replica acknowledged the count.",
             registry=self.registry,
         )  # fmt: skip
+        self.late_webhooks = Counter(
+            "ivr_webhooks_late",
+            "Voice webhooks answered at their deadline without their work (routed unavailable).",
+            registry=self.registry,
+        )  # fmt: skip
         self.webhook_seconds = Histogram(
             "ivr_webhook_duration_seconds", "Time to answer a Twilio voice webhook.",
             ["endpoint"], buckets=WEBHOOK_BUCKETS, registry=self.registry,

@@ -16,10 +16,12 @@ import redis
 from ivr.board import board_observer
 from ivr.calls import CallService
 from ivr.config import Settings
+from ivr.exceptions import ConfigError
 from ivr.flow.model import Flow, load_flow
 from ivr.jobs import JobEnqueuer, JobQueues
 from ivr.metrics import Metrics, MetricsObserver
 from ivr.observers import CallObserver, Observers
+from ivr.startup import Deferred
 from ivr.store.audit import AuditStore
 from ivr.store.audit_journal import AuditJournal
 from ivr.store.calls import CallStore
@@ -31,6 +33,7 @@ from ivr.store.pins import PinStore
 from ivr.store.redis_client import close_client, open_client, open_link
 from ivr.store.redis_health import check_eviction_policy
 from ivr.verification import PinGate
+from ivr.webhook_runner import WebhookRunner
 
 
 @dataclass(frozen=True)
@@ -48,14 +51,15 @@ class Services:
     journal: AuditJournal
     calls: CallService
     audit: AuditStore
+    runner: WebhookRunner
+    startup: Deferred
     metrics: Metrics = field(default_factory=Metrics)
 
     def close(self) -> None:
         """Release pooled connections."""
-        if self.queue is not self.link.client:
-            close_client(self.queue)
-        self.link.close()
-        self.pins.close()
+        self.startup.close()
+        self.runner.close()
+        _close(self.queue, self.link, self.pins)
 
 
 def load_default_flow(settings: Settings) -> Flow:
@@ -67,16 +71,25 @@ def load_default_flow(settings: Settings) -> Flow:
     )
 
 
-def build(settings: Settings) -> Services:
-    """Create every connection and service object for ``settings``."""
+def build(settings: Settings, *, tolerate_outage: bool = False) -> Services:
+    """Create every connection and service object for ``settings``.
+
+    Bad configuration raises ConfigError. A database that does not answer raises
+    DependencyError, unless ``tolerate_outage`` (the web app): then what start-up needs
+    of it is left to ``Services.startup`` (see :mod:`ivr.startup`). Redis is asked
+    nothing that could fail start-up but its eviction policy, checked if it answers.
+    """
     flow = load_default_flow(settings)
+    hasher = PinHasher.from_settings(settings.pin_store)
+    pins, audit, startup = _sql_stores(settings, hasher, tolerate_outage)
     link = open_link(settings.redis)
     queue = _queue_client(settings, link)
-    check_eviction_policy(link, settings.redis)
+    try:
+        check_eviction_policy(link, settings.redis)
+    except ConfigError:
+        _close(queue, link, pins)
+        raise
     keys = KeyLayout(settings.redis.key_prefix)
-    hasher = PinHasher.from_settings(settings.pin_store)
-    pins = PinStore.from_url(settings.pin_store.url, hasher, settings.pin_store.timeout_s)
-    audit = AuditStore.on(pins.engine)
     lockout = Lockout(link, keys, settings.lockout)
     journal = AuditJournal(link, keys)
     metrics = Metrics()
@@ -84,11 +97,49 @@ def build(settings: Settings) -> Services:
     service = CallService(
         flow=flow, calls=CallStore(link, keys, settings.redis.call_ttl_s), pins=pins,
         gate=PinGate(lockout, pins, hasher), journal=journal, audit=audit, observers=observers,
+        save_reserve_s=save_reserve(settings),
     )  # fmt: skip
+    runner = WebhookRunner(settings.server.webhook_deadline_s, pins.canceller,
+                           on_late=metrics.late_webhooks.inc)  # fmt: skip
     return Services(
         settings, flow, link, queue, keys, pins, hasher, lockout, journal, service, audit,
-        metrics=metrics,
+        runner, startup, metrics=metrics,
     )  # fmt: skip
+
+
+def _sql_stores(
+    settings: Settings, hasher: PinHasher, tolerate_outage: bool
+) -> tuple[PinStore, AuditStore, Deferred]:
+    """The PIN store and audit trail, their tables created now or (``tolerate_outage``)
+    as soon as the database answers."""
+    pins = PinStore.connect(
+        settings.pin_store.url, hasher, settings.pin_store.timeout_s,
+        # A webhook's read never waits past its deadline (e.g. for a SQLite lock).
+        read_timeout_s=min(settings.pin_store.timeout_s, settings.server.webhook_deadline_s),
+    )  # fmt: skip
+    audit = AuditStore(pins.engine)
+    startup = Deferred({"PIN store tables": pins.create_tables,
+                        "audit tables": audit.create_tables})  # fmt: skip
+    failed = startup.attempt()
+    if failed is not None and not tolerate_outage:
+        pins.close()
+        raise failed
+    return pins, audit, startup
+
+
+def _close(queue: redis.Redis, link: Link, pins: PinStore) -> None:
+    if queue is not link.client:
+        close_client(queue)
+    link.close()
+    pins.close()
+
+
+def save_reserve(settings: Settings) -> float:
+    """What a webhook needs left of its deadline to save its result: the save and the
+    observers' writes (about three Redis rounds, each bounded by the socket timeout), but
+    never more than half the deadline."""
+    rounds = 3 * settings.redis.socket_timeout_s
+    return min(rounds, settings.server.webhook_deadline_s / 2)
 
 
 def _queue_client(settings: Settings, link: Link) -> redis.Redis:

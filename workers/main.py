@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,7 +25,7 @@ from rq.queue import Queue
 from rq.serializers import JSONSerializer
 
 from ivr.config import Settings
-from ivr.exceptions import ConfigError
+from ivr.exceptions import ConfigError, DependencyError
 from ivr.jobs import QUEUE_AUDIT, QUEUES
 from ivr.store.link import Link
 from ivr.store.redis_client import close_client, open_client, open_link
@@ -153,10 +153,11 @@ def run(
     connection = worker_connection(settings)
     link = journal_link(settings)
     try:
-        connection.ping()  # an unreachable Redis is one clear error before anything starts
-        context = build_context(
-            settings, connection, link, twilio_factory=twilio_factory, http=http
-        )
+        context = _ready_context(
+            burst, lambda: build_context(
+                settings, connection, link, twilio_factory=twilio_factory, http=http
+            ), connection,
+        )  # fmt: skip
     except BaseException:
         close_client(connection)
         link.close()
@@ -171,6 +172,26 @@ def run(
         if drain is not None:
             drain.stop()
         context.close()
+
+
+def _ready_context(
+    burst: bool, build: Callable[[], JobContext], connection: redis.Redis
+) -> JobContext:
+    """The jobs' context once the queue Redis and the audit database answer. A burst run
+    fails at once with one clear error; a serving worker waits for them (a worker that
+    exits during an outage leaves the jobs to pile up until someone restarts it)."""
+    pause = RECONNECT_PAUSE_S
+    while True:
+        try:
+            connection.ping()
+            return build()
+        except (redis.RedisError, DependencyError) as exc:
+            if burst:
+                raise
+            log.warning("waiting for a dependency (%s); trying again in %.0f s",
+                        str(exc).splitlines()[0][:200], pause)  # fmt: skip
+        time.sleep(pause)
+        pause = min(pause * 2, RECONNECT_CAP_S)
 
 
 def _serve(names: list[str], context: JobContext, burst: bool, with_scheduler: bool) -> bool:

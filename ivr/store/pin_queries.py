@@ -20,6 +20,8 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.pool import PoolProxiedConnection
 
+from ivr.store.sql_cancel import Canceller
+
 
 class RawSelect:
     """One SELECT compiled once for an engine's dialect, run on a raw pooled connection.
@@ -29,13 +31,16 @@ class RawSelect:
     them, so the constructor refuses anything SQLAlchemy would have to convert.
     """
 
-    def __init__(self, engine: sa.Engine, statement: sa.Select[Any]) -> None:
+    def __init__(
+        self, engine: sa.Engine, statement: sa.Select[Any], canceller: Canceller | None = None
+    ) -> None:
         dialect = engine.dialect
         compiled = statement.compile(dialect=dialect)
         problem = _unsupported(statement, compiled, dialect)
         if problem:
             raise ValueError(f"RawSelect cannot run this statement: {problem}")
         self._engine = engine
+        self._canceller = canceller
         self.sql = compiled.string
         params = compiled.params
         # Binds that carry a value (e.g. LIMIT's) are fixed; the others must be given.
@@ -49,7 +54,7 @@ class RawSelect:
             raise TypeError(f"RawSelect needs the parameters {', '.join(sorted(self._required))}")
         values = {**self._fixed, **params}
         args = values if self._order is None else tuple(values[name] for name in self._order)
-        return fetch_all(self._engine, self.sql, args)
+        return fetch_all(self._engine, self.sql, args, self._canceller)
 
 
 class _DeadConnection(Exception):
@@ -60,19 +65,23 @@ class _DeadConnection(Exception):
         self.error = error
 
 
-def fetch_all(engine: sa.Engine, sql: str, args: Any) -> list[tuple[Any, ...]]:
+def fetch_all(
+    engine: sa.Engine, sql: str, args: Any, canceller: Canceller | None = None
+) -> list[tuple[Any, ...]]:
     """Run ``sql`` on a pooled connection, end its transaction and return it to the pool.
 
     The read is followed by a rollback, so neither a SQLite lock nor a PostgreSQL
     transaction outlives it. On error the connection goes back rolled back, or is
     invalidated when the driver says it is dead (or the error is not an Exception). A read
     that found its connection dead is retried once on a fresh one: reads are idempotent,
-    and this is what lets the read engine skip a pre-ping before every read.
+    and this is what lets the read engine skip a pre-ping before every read. A read that
+    ``canceller`` aborted (its webhook's deadline passed) is not retried.
     """
     try:
         return _fetch_once(engine, sql, args)
-    except _DeadConnection:
-        pass
+    except _DeadConnection as dead:
+        if canceller is not None and canceller.cancelled():
+            raise dead.error from dead.error.orig
     try:
         return _fetch_once(engine, sql, args)
     except _DeadConnection as dead:

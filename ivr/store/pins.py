@@ -21,6 +21,7 @@ from ivr.exceptions import AccountNotFound, DependencyError
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_queries import RawSelect
+from ivr.store.sql_cancel import Canceller
 from ivr.store.sql_engine import create_all, create_engine, create_read_engine, translate_errors
 
 __all__ = ["Account", "PinStore", "create_engine", "metadata"]
@@ -105,11 +106,20 @@ class PinStore:
         # The webhooks' two hot reads may run on a leaner engine (see ivr.store.sql_engine).
         self._reads = read_engine or engine
         self._hasher = hasher
-        self._by_phone = RawSelect(self._reads, _BY_PHONE)
-        self._credentials = RawSelect(self._reads, _CREDENTIALS)
+        # Aborts a statement whose webhook ran out of time (ivr.deadline).
+        self.canceller = Canceller()
+        for watched in {id(engine): engine, id(self._reads): self._reads}.values():
+            self.canceller.attach(watched)
+        self._by_phone = RawSelect(self._reads, _BY_PHONE, self.canceller)
+        self._credentials = RawSelect(self._reads, _CREDENTIALS, self.canceller)
         # Unknown accounts are compared against this digest so that they cost the same
         # HMAC and compare as known ones: timing must not reveal whether one exists.
         self._dummy = hasher.make("\x00no-such-account", "\x00")
+
+    @property
+    def reads(self) -> sa.Engine:
+        """The engine of the webhooks' hot reads (the same as :attr:`engine`, or leaner)."""
+        return self._reads
 
     @property
     def engine(self) -> sa.Engine:
@@ -117,14 +127,27 @@ class PinStore:
         return self._engine
 
     @classmethod
-    def from_url(cls, url: str, hasher: PinHasher, timeout_s: float = 1.0) -> PinStore:
-        """Open the database at ``url`` with short timeouts and create missing tables."""
+    def connect(
+        cls,
+        url: str,
+        hasher: PinHasher,
+        timeout_s: float = 1.0,
+        read_timeout_s: float | None = None,
+    ) -> PinStore:
+        """The store of the database at ``url``, with short timeouts; nothing is asked of
+        the database yet (see :meth:`create_tables`). The webhooks' reads wait at most
+        ``read_timeout_s`` (default ``timeout_s``)."""
         try:
             engine = create_engine(url, timeout_s)
-            reads = create_read_engine(url, timeout_s, engine)
+            reads = create_read_engine(url, read_timeout_s or timeout_s, engine)
         except (sa_exc.ArgumentError, ImportError, ValueError) as exc:
             raise DependencyError(f"PIN store: invalid [pin_store] url: {exc}") from None
-        store = cls(engine, hasher, reads)
+        return cls(engine, hasher, reads)
+
+    @classmethod
+    def from_url(cls, url: str, hasher: PinHasher, timeout_s: float = 1.0) -> PinStore:
+        """Open the database at ``url`` with short timeouts and create missing tables."""
+        store = cls.connect(url, hasher, timeout_s)
         try:
             store.create_tables()
         except DependencyError:

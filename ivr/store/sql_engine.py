@@ -62,14 +62,20 @@ def _sqlite_foreign_keys(dbapi_conn: Any, _record: Any) -> None:
 
 
 def create_read_engine(url: str, timeout_s: float, engine: sa.Engine) -> sa.Engine:
-    """The engine for hot single-statement reads; ``engine`` itself for SQLite.
+    """The engine for hot single-statement reads, with the webhooks' ``timeout_s``.
 
-    A SQLite file connection cannot die while pooled and its reads take no server round
-    trip, so SQLite reads share the default engine (and its pragmas).
+    On SQLite too a separate pool: its busy timeout (how long a read waits for another
+    process's lock) must stay within the webhook deadline, and ``interrupt()`` does not
+    end that wait. An in-memory database exists only on ``engine``, which then serves.
     """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == SQLITE:
-        return engine
+        if parsed.database in (None, "", ":memory:"):
+            return engine
+        return sa.create_engine(
+            parsed, connect_args=_connect_args(parsed, timeout_s), pool_timeout=timeout_s,
+            hide_parameters=True,
+        )  # fmt: skip
     return sa.create_engine(
         parsed,
         connect_args=_connect_args(parsed, timeout_s),

@@ -42,6 +42,9 @@ def readyz() -> Response:
         checks["redis"] = "unavailable"
         ready = False
     try:
+        failed = services.startup.attempt()  # its tables, if the start could not
+        if failed is not None:
+            raise failed
         services.pins.ping()
         checks["pin_store"] = "ok"
     except DependencyError:

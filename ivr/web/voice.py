@@ -14,6 +14,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, current_app, request
 
 from ivr import phone, twiml
+from ivr.deadline import Deadline
 from ivr.flow import engine
 from ivr.flow.actions import Action
 from ivr.services import Services
@@ -44,26 +45,23 @@ def check_signature() -> None:
 @bp.post("")
 def incoming() -> Response:
     """A new call: greet the caller and open the topic menu."""
-    return _answer(lambda s: s.calls.start(_call_sid(), _caller(s)))
+    services = _services()
+    call_sid, caller = _call_sid(), _caller(services)
+    return _answer(lambda deadline: services.calls.start(call_sid, caller, deadline))
 
 
 @bp.post("/step")
 def step() -> Response:
     """The caller's keys (or silence) for the Gather named in the query string."""
-
-    def run(s: Services) -> tuple[Action, ...]:
-        digits = _form().get("Digits")
-        if digits is not None and len(digits) > MAX_DIGITS_LEN:
-            digits = "!"  # invalid input: the engine re-prompts
-        return s.calls.step(
-            _call_sid(),
-            _args().get("node", ""),
-            _int(_args().get("n")),
-            digits,
-            _language(s),
-        )
-
-    return _answer(run)
+    services = _services()
+    call_sid, language = _call_sid(), _language(services)
+    node, seq = _args().get("node", ""), _int(_args().get("n"))
+    digits = _form().get("Digits")
+    if digits is not None and len(digits) > MAX_DIGITS_LEN:
+        digits = "!"  # invalid input: the engine re-prompts
+    return _answer(
+        lambda deadline: services.calls.step(call_sid, node, seq, digits, language, deadline)
+    )
 
 
 @bp.post("/fallback")
@@ -75,7 +73,9 @@ def fallback() -> Response:
         _form().get("ErrorCode", "-"),
         _form().get("ErrorUrl", "-"),
     )
-    return _answer(lambda s: s.calls.fallback(_call_sid(), _caller(s), _language(s)))
+    services = _services()
+    call_sid, caller, language = _call_sid(), _caller(services), _language(services)
+    return _answer(lambda deadline: services.calls.fallback(call_sid, caller, language, deadline))
 
 
 @bp.post("/status")
@@ -91,20 +91,23 @@ def status() -> Response:
     return Response("", status=204)
 
 
-def _answer(produce: Callable[[Services], tuple[Action, ...]]) -> Response:
+def _answer(work: Callable[[Deadline], tuple[Action, ...]]) -> Response:
+    """Run ``work`` under the webhook deadline (in a pool thread: it must not touch the
+    request) and render its actions; late or failed, the caller is handed over."""
     services = _services()
+    call_sid, caller, language = _call_sid(), _caller(services), _language(services)
+
+    def handed_over() -> tuple[Action, ...]:
+        return engine.unavailable(
+            services.flow, None, call_sid=call_sid, caller=caller, language=language
+        ).actions
+
     try:
-        actions = produce(services)
+        actions = services.runner.run(work, late=handed_over)
     except Exception:
         # Never a 500 towards Twilio: log (no parameters, they may hold digits) and hand over.
         log.exception("webhook %s failed; routing as unavailable", request.path)
-        actions = engine.unavailable(
-            services.flow,
-            None,
-            call_sid=_call_sid(),
-            caller=_caller(services),
-            language=_language(services),
-        ).actions
+        actions = handed_over()
     renderer: twiml.Renderer = current_app.extensions["ivr.twiml"]
     return _twiml(renderer.render(actions))
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from types import TracebackType
 
 from tests.fleet.ports import free_port
+from tests.fleet.procs import stats
 from tests.fleet.redis_nodes import POLL_S, orphan_guard, tail
 
 START_TIMEOUT_S = 20.0
@@ -30,19 +31,7 @@ DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 def group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes in process group ``pgid``, from /proc."""
-    members = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # exited meanwhile
-            continue
-        # "pid (comm) state ppid pgrp ..."; comm may hold spaces and parentheses.
-        fields = stat.rsplit(")", 1)[1].split()
-        if fields[0] != "Z" and int(fields[2]) == pgid:
-            members.append(int(entry.name))
-    return members
+    return [pid for pid, fields in stats() if fields[0] != "Z" and int(fields[2]) == pgid]
 
 
 class WebNode:

@@ -424,16 +424,17 @@ def test_other_errors_return_or_invalidate_the_connection(tmp_path: Path) -> Non
     """A non-driver error returns the connection as is; an interrupt replaces it."""
     store = PinStore.from_url(f"sqlite:///{tmp_path / 'pins.sqlite3'}", HASHER)
     try:
-        connects = count_connects(store.engine)
-        keep_lent_connections(store.engine)
-        sql = RawSelect(store.engine, _CREDENTIALS).sql
+        store.check_pin("1001", PIN)  # the read pool holds its connection
+        connects = count_connects(store.reads)
+        keep_lent_connections(store.reads)
+        sql = RawSelect(store.reads, _CREDENTIALS).sql
         with pytest.raises(RuntimeError, match="boom"):
-            fetch_all(store.engine, sql, Exploding(RuntimeError("boom")))
-        assert checked_out(store.engine) == 0
+            fetch_all(store.reads, sql, Exploding(RuntimeError("boom")))
+        assert checked_out(store.reads) == 0
         assert store.check_pin("1001", PIN) is None and connects == []
         with pytest.raises(KeyboardInterrupt):
-            fetch_all(store.engine, sql, Exploding(KeyboardInterrupt()))
-        assert checked_out(store.engine) == 0
+            fetch_all(store.reads, sql, Exploding(KeyboardInterrupt()))
+        assert checked_out(store.reads) == 0
         assert store.check_pin("1001", PIN) is None and len(connects) == 1
     finally:
         store.close()

@@ -165,3 +165,37 @@ def test_worker_outlives_a_full_redis(
         close_client(client)
         link.close()
     report(f"[worker] queue Redis full (OOM) then freed: job done {drained:.1f} s after it")
+
+
+def test_worker_started_during_an_outage_waits_for_its_dependencies(tmp_path: Path) -> None:
+    """Started while its Redis is down and the audit database's directory is missing,
+    ``ivr worker`` waits instead of exiting, and serves once both are there."""
+    node = RedisNode()  # not started: nothing listens on its port
+    volume = tmp_path / "volume"
+    path = tmp_path / "ivr.toml"
+    write_config(path, f"redis://{node.addr}/0", "", f"sqlite:///{volume / 'pins.sqlite3'}")
+    log = tmp_path / "worker.log"
+    try:
+        with running_worker({"IVR_CONFIG": str(path), "IVR_PIN_PEPPER": PEPPER}, log) as worker:
+            wait_for("the worker to wait", lambda: "waiting for a dependency" in
+                     log.read_text() or None, 20)  # fmt: skip
+            time.sleep(2)
+            alive(worker, log)
+            node.start()
+            time.sleep(2)
+            alive(worker, log)
+            volume.mkdir()
+            back = time.monotonic()
+            client = enqueue(node, "purge-after-start")
+            try:
+                wait_for("the job to be done", lambda: done(client, "purge-after-start"),
+                         DRAINED_WITHIN_S)  # fmt: skip
+            finally:
+                close_client(client)
+            alive(worker, log)
+    finally:
+        node.stop()
+    report(
+        f"[worker] started with Redis and SQL down: job done {time.monotonic() - back:.1f} s "
+        "after both returned"
+    )

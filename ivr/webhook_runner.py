@@ -1,0 +1,91 @@
+"""Run each voice webhook's work against its deadline: the answer never waits longer.
+
+The work runs on a thread of a small pool while the request's thread waits for it until
+the deadline (``[server] webhook_deadline_s``). Past it, the request's thread answers
+with the late answer (route the caller as not identified, reason ``unavailable``) and
+expires the deadline, which aborts the worker's SQL (:mod:`ivr.store.sql_cancel`) and
+tells it to save that outcome instead of its own (:mod:`ivr.deadline`). Work that
+committed its save before the deadline is waited for a moment longer: its save is under
+way and is what the caller must hear.
+
+The pool is bounded; work queued behind a full pool runs late, finds its deadline
+expired and does no I/O but the save of the late outcome.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from typing import TypeVar
+
+from ivr.deadline import Deadline
+from ivr.store.sql_cancel import Canceller
+
+log = logging.getLogger("ivr.webhook_runner")
+
+T = TypeVar("T")
+
+# Threads doing webhook work per process: above gunicorn's threads per worker (8 in the
+# documented line), so that work stuck until cancelled does not delay new webhooks.
+POOL_THREADS = 32
+# A committed save still running at the deadline gets this long: it had its reserve
+# (every Redis round is bounded by its socket timeout), so this is only scheduling slack.
+COMMITTED_GRACE_S = 0.3
+# The pool's threads are named "<prefix>_<n>" (the bench counts their Redis round trips).
+THREAD_PREFIX = "webhook"
+
+
+class WebhookRunner:
+    """Runs work under a deadline of ``seconds``; one per process, shared by all threads."""
+
+    def __init__(
+        self,
+        seconds: float,
+        canceller: Canceller,
+        *,
+        threads: int = POOL_THREADS,
+        on_late: Callable[[], None] = lambda: None,
+    ) -> None:
+        """``on_late`` hears of each answer given at the deadline (a metric counts them)."""
+        self.seconds = seconds
+        self._canceller = canceller
+        self._on_late = on_late
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=THREAD_PREFIX)
+
+    def run(self, work: Callable[[Deadline], T], late: Callable[[], T]) -> T:
+        """``work(deadline)``'s result if it is ready in time, else ``late()``.
+
+        Exceptions of ``work`` are raised here, in the caller's thread.
+        """
+        deadline = Deadline(self.seconds)
+        future = self._pool.submit(self._task, work, deadline)
+        try:
+            return future.result(timeout=deadline.remaining())
+        except FutureTimeout:
+            pass
+        if not deadline.expire():  # it committed first: its save is the answer
+            try:
+                return future.result(timeout=COMMITTED_GRACE_S)
+            except FutureTimeout:
+                log.error("a committed webhook save missed its deadline; answered as late")
+                self._on_late()
+                return late()
+        log.warning("webhook work passed its %.1f s deadline; answered as late", self.seconds)
+        self._on_late()
+        return late()
+
+    def close(self) -> None:
+        """Stop taking work; running work finishes on its own (it is bounded)."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _task(self, work: Callable[[Deadline], T], deadline: Deadline) -> T:
+        ident = threading.get_ident()
+        deadline.on_expire(lambda: self._canceller.cancel(ident))
+        try:
+            return work(deadline)
+        finally:
+            deadline.finish()
+            self._canceller.clear(ident)

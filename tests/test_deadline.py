@@ -1,0 +1,125 @@
+"""The webhook deadline: the race between the work's commit and the answer's expiry."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from ivr.deadline import UNBOUNDED, Deadline, Phase
+from ivr.store.sql_cancel import Canceller
+from ivr.webhook_runner import WebhookRunner
+
+
+class Clock:
+    """A hand-moved monotonic clock."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_commit_with_enough_time_left_claims_the_answer() -> None:
+    """A commit with its reserve left wins; a later expire gives nothing up."""
+    clock = Clock()
+    deadline = Deadline(2.0, clock)
+    clock.now += 1.0
+    assert deadline.commit(0.5)
+    assert not deadline.expire()
+    assert deadline.phase is Phase.COMMITTED and not deadline.expired
+
+
+def test_commit_too_close_to_the_end_counts_as_expired() -> None:
+    """A commit without its reserve left fails, and the work is then expired."""
+    clock = Clock()
+    deadline = Deadline(2.0, clock)
+    clock.now += 1.7
+    assert not deadline.commit(0.5)
+    assert deadline.expired
+    assert deadline.expire()
+
+
+def test_expire_runs_the_cancel_hook_once_and_only_before_finish() -> None:
+    """Expiring runs the cancel hook of running work; after finish() nothing is cancelled."""
+    cancelled: list[str] = []
+    running = Deadline(2.0)
+    running.on_expire(lambda: cancelled.append("running"))
+    assert running.expire() and running.expire()
+    done = Deadline(2.0)
+    done.on_expire(lambda: cancelled.append("done"))
+    done.finish()
+    assert not done.expire()
+    assert cancelled == ["running"]
+    assert not running.commit(0.0)
+
+
+def test_unbounded_always_commits() -> None:
+    """The shared UNBOUNDED deadline never expires and every commit succeeds."""
+    assert UNBOUNDED.commit(1e9) and not UNBOUNDED.expire() and not UNBOUNDED.expired
+    assert UNBOUNDED.remaining() == float("inf")
+
+
+LATE: list[str] = []
+
+
+@pytest.fixture
+def runner() -> Iterator[WebhookRunner]:
+    """A runner with a short deadline that notes each late answer in LATE."""
+    LATE.clear()
+    made = WebhookRunner(0.3, Canceller(), threads=2, on_late=lambda: LATE.append("late"))
+    yield made
+    made.close()
+
+
+def test_work_done_in_time_is_the_answer(runner: WebhookRunner) -> None:
+    """Work that finishes before the deadline gives the answer."""
+    assert runner.run(lambda deadline: "work", late=lambda: "late") == "work"
+
+
+def test_errors_of_the_work_reach_the_caller(runner: WebhookRunner) -> None:
+    """An exception of the work is raised in the answering thread."""
+
+    def fail(_: Deadline) -> str:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        runner.run(fail, late=lambda: "late")
+
+
+def test_slow_work_is_answered_late_at_the_deadline(runner: WebhookRunner) -> None:
+    """Work still running at the deadline: the late answer, within the deadline plus a
+    little, and the work sees its deadline expired."""
+    release = threading.Event()
+    seen: list[bool] = []
+
+    def slow(deadline: Deadline) -> str:
+        release.wait(5)
+        seen.append(deadline.expired)
+        return "work"
+
+    started = time.monotonic()
+    assert runner.run(slow, late=lambda: "late") == "late"
+    assert time.monotonic() - started < 0.3 + 0.2
+    assert LATE == ["late"]
+    release.set()
+    for _ in range(100):
+        if seen:
+            break
+        time.sleep(0.01)
+    assert seen == [True]
+
+
+def test_committed_work_is_waited_for(runner: WebhookRunner) -> None:
+    """Work that committed before the deadline is the answer although it ends just after."""
+
+    def committed(deadline: Deadline) -> str:
+        assert deadline.commit(0.1)
+        time.sleep(0.4)
+        return "work"
+
+    assert runner.run(committed, late=lambda: "late") == "work"
+    assert LATE == []
