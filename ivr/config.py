@@ -128,6 +128,10 @@ class ConsoleSettings:
     agents: Mapping[str, str] = field(default_factory=dict, repr=False)
     supervisors: tuple[str, ...] = ()
     session_max_age_s: int = 8 * 3600
+    # Open event streams per process, and per console session: each holds a server
+    # thread, so keep max_streams below gunicorn's --threads (the rest serve webhooks).
+    max_streams: int = 4
+    max_streams_per_session: int = 2
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from ivr.web.agent_auth import (
     current_agent,
     end_session,
     session_check,
+    session_id,
     start_session,
 )
 from ivr.web.agent_console import console, error, lang, make_console, page
@@ -42,6 +43,8 @@ log = logging.getLogger("ivr.web.agent")
 OPEN_ENDPOINTS = frozenset({"agent.login", "agent.language"})
 # Answer 401 instead of redirecting: their callers are scripts (EventSource, fetch).
 SCRIPT_ENDPOINTS = frozenset({"agent.events", "agent.calls.pop"})
+# A stream refused for want of a slot is tried again by the browser this much later.
+BUSY_RETRY_MS = 10_000
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; "
     "img-src 'self'; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; "
@@ -219,7 +222,17 @@ def events() -> Response:
     if only_call is not None and not CALL_SID.match(only_call):
         return Response("unknown call\n", status=404, mimetype="text/plain")
     requested = request.headers.get("Last-Event-ID") or request.args.get("after") or None
-    feed, close = current.open_feed()
+    release = current.slots.acquire(session_id(session))
+    if release is None:
+        # Answered at once, holding no thread: the threads left are the webhooks'.
+        log.info("board stream refused: %d streams open in this process", current.slots.open)
+        return _sse(iter((f"retry: {BUSY_RETRY_MS}\n\n",)))
+    feed, close_feed = current.open_feed()
+
+    def close() -> None:
+        close_feed()
+        release()
+
     try:
         first, last = feed.bounds()
     except DependencyError as exc:

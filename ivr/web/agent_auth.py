@@ -145,6 +145,12 @@ def start_session(
     session[_SID] = sessions.open(agent.username)
 
 
+def session_id(session: Session) -> str:
+    """The server-side id of this console session ("" without one)."""
+    sid = session.get(_SID)
+    return sid if isinstance(sid, str) else ""
+
+
 def session_check(session: Session, sessions: AgentSessions) -> Callable[[], bool]:
     """Whether this session is still open, askable after the request (a long stream);
     a Redis failure counts as open: the stream's own reads fail then anyway."""

@@ -16,6 +16,7 @@ from ivr.store.redis_client import open_link
 from ivr.web import agent_text
 from ivr.web.agent_auth import AgentDirectory
 from ivr.web.agent_sse import StreamLimits
+from ivr.web.stream_slots import StreamSlots
 
 # A stream's socket must outlast one XREAD BLOCK; this is the margin on top of it.
 FEED_SOCKET_SLACK_S = 3.0
@@ -33,6 +34,7 @@ class Console:
     board: EventStore  # snapshots, on the app's short-timeout Redis client
     open_feed: FeedOpener  # a dedicated blocking connection per event stream
     limits: StreamLimits
+    slots: StreamSlots  # how many streams may be open (ivr.web.stream_slots)
     clock: Callable[[], float] = time.time
 
 
@@ -42,7 +44,10 @@ def make_console(services: Services, limits: StreamLimits) -> Console:
     sessions = AgentSessions(services.link, services.keys, services.hasher,
                              services.settings.console.session_max_age_s)  # fmt: skip
     board = EventStore(services.link, services.keys, services.settings.redis.call_ttl_s)
-    return Console(services, directory, sessions, board, _feed_opener(services, limits), limits)
+    console = services.settings.console
+    slots = StreamSlots(console.max_streams, console.max_streams_per_session)
+    return Console(services, directory, sessions, board, _feed_opener(services, limits), limits,
+                   slots)  # fmt: skip
 
 
 def _feed_opener(services: Services, limits: StreamLimits) -> FeedOpener:
