@@ -14,7 +14,7 @@ import logging
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import redis
@@ -48,6 +48,8 @@ MAINTENANCE_INTERVAL_S = 60
 # to the cap (a failover takes seconds; an outage may take longer).
 RECONNECT_PAUSE_S = 1.0
 RECONNECT_CAP_S = 30.0
+# The command listener's longest wait: a warm shutdown waits for it (see subscribe()).
+PUBSUB_POLL_S = 1.0
 # The journal's reads block for BLOCK_MS; its socket must outlast one.
 JOURNAL_SOCKET_TIMEOUT_S = BLOCK_MS / 1000 + 5
 
@@ -94,12 +96,41 @@ class IVRWorker(SimpleWorker):
         )  # fmt: skip
         self.context = context
         self.commands = commands
+        # A warm shutdown was asked for (SIGTERM, SIGINT, `rq shutdown`): the loop may end.
+        self.stopping = False
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        """rq's warm shutdown, remembered: the worker is not started again after it."""
+        self.stopping = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+    def drop_listener(self) -> None:
+        """Stop the command listener's thread without asking Redis: rq's teardown could
+        not reach it when Redis failed first, and each restart would leave one behind."""
+        thread, self.pubsub_thread = self.pubsub_thread, None
+        if thread is None:
+            return
+        with suppress(Exception):  # best effort: the connection may be gone already
+            thread.stop()
+            self.pubsub.close()
 
     def subscribe(self) -> None:
-        """Listen for rq's worker commands (``rq shutdown`` …) unless ``commands`` is off."""
+        """Listen for rq's worker commands (``rq shutdown`` …) unless ``commands`` is off.
+
+        As rq does, but the listener thread polls every PUBSUB_POLL_S instead of rq's 60 s:
+        redis-py 8.2's ``PubSubWorkerThread.stop()`` joins the thread without a bound, so
+        a warm shutdown waited up to a minute for it (seen after a failover)."""
         # A burst run is over in moments; its listener thread would only outlive it.
-        if self.commands:
-            super().subscribe()  # type: ignore[no-untyped-call]
+        if not self.commands:
+            return
+        self.log.info("Worker %s: subscribing to channel %s", self.name,
+                      self.pubsub_channel_name)  # fmt: skip
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]
+            sleep_time=PUBSUB_POLL_S, daemon=True,
+            exception_handler=self._pubsub_exception_handler,
+        )  # fmt: skip
 
     def unsubscribe(self) -> None:
         """Stop listening for commands, if listening."""
@@ -196,25 +227,32 @@ def _ready_context(
 
 def _serve(names: list[str], context: JobContext, burst: bool, with_scheduler: bool) -> bool:
     """rq's loop; when the queue Redis goes away or fails (killed, failed over, out of
-    memory), a new worker starts after a growing pause instead of the process exiting:
-    the jobs wait in Redis meanwhile. A burst run fails instead (its caller wants to
-    know)."""
+    memory, timed out), a new worker starts after a growing pause instead of the process
+    exiting: the jobs wait in Redis meanwhile. Only a stop request ends a serving
+    worker; a burst run fails instead (its caller wants to know)."""
     pause = RECONNECT_PAUSE_S
     while True:
         started = time.monotonic()
+        worker: IVRWorker | None = None
         try:
             # Inside: creating a worker already talks to Redis (rq prepares for work).
             worker = IVRWorker(names, connection=context.redis, context=context,
                                commands=not burst)  # fmt: skip
             with _restored_signal_handlers():
-                return worker.work(burst=burst, with_scheduler=with_scheduler)
+                worked = worker.work(burst=burst, with_scheduler=with_scheduler)
+            if burst or worker.stopping:
+                return worked
+            why = "rq's loop ended"  # rq quits its loop on a Redis timeout or an error
         except redis.RedisError as exc:  # killed, failed over, full (OOM), ...
             if burst:
                 raise
-            if time.monotonic() - started > RECONNECT_CAP_S:
-                pause = RECONNECT_PAUSE_S  # it had been working: a new outage
-            log.warning("queue Redis lost (%s); the worker starts again in %.0f s",
-                        type(exc).__name__, pause)  # fmt: skip
+            why = f"queue Redis lost ({type(exc).__name__})"
+        finally:
+            if worker is not None:
+                worker.drop_listener()
+        if time.monotonic() - started > RECONNECT_CAP_S:
+            pause = RECONNECT_PAUSE_S  # it had been working: a new outage
+        log.warning("%s; the worker starts again in %.0f s", why, pause)
         time.sleep(pause)
         pause = min(pause * 2, RECONNECT_CAP_S)
 

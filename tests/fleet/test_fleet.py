@@ -13,6 +13,7 @@ Bounds proven (the measured times are in pytest's summary, "fleet measurements")
 from __future__ import annotations
 
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -267,13 +268,15 @@ def test_worker_survives_a_failover(fleet: Fleet, tmp_path: Path) -> None:
         worker.send_signal(signal.SIGTERM)
         try:
             worker.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pass  # the assertion below shows the worker's log
         finally:
             if worker.poll() is None:
                 worker.kill()
                 worker.wait()
         close_client(queue)
         audit.close()
-    assert time.monotonic() - stopping < 10, log.read_text()[-2000:]
+    assert time.monotonic() - stopping < 10, log.read_text()[-4000:]
     assert worker.returncode == 0, log.read_text()[-2000:]
 
 
