@@ -29,6 +29,7 @@ class Deferred:
     def __init__(self, tasks: Mapping[str, Callable[[], None]], retry_s: float = RETRY_S) -> None:
         self._tasks = dict(tasks)
         self._retry_s = retry_s
+        self._failed: set[str] = set()  # tasks that failed at least once
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -48,9 +49,11 @@ class Deferred:
                     task()
                 except DependencyError as exc:
                     first = first or exc
+                    self._failed.add(name)
                     continue
                 del self._tasks[name]
-                log.info("start-up task done: %s", name)
+                if name in self._failed:  # a recovery is news; the usual start is not
+                    log.info("start-up task done: %s", name)
             return first
 
     def retry_in_background(self) -> None:
