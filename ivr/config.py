@@ -21,6 +21,7 @@ from typing import Any
 
 from ivr import phone
 from ivr.exceptions import ConfigError
+from ivr.pin_policy import PinPolicy, Rule, parse_rules
 from ivr.store.keys import PREFIX as KEY_PREFIX
 from ivr.store.redis_url import Topology, parse_redis_url
 
@@ -87,6 +88,10 @@ class PinStoreSettings:
 @dataclass(frozen=True)
 class PinSettings:
     length: int = 6
+    # Weak PINs refused wherever a PIN is set (import, CLI, API): see ivr.pin_policy.
+    rules: tuple[str, ...] = tuple(rule.value for rule in Rule)
+    # Further PINs refused (e.g. the customer's service number, a company's founding year).
+    blocklist: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -173,6 +178,12 @@ class Settings:
     def queue_url(self) -> str:
         """The rq Redis: ``[queue] url``, else ``[redis] url`` (validated not a cluster)."""
         return self.queue.url or self.redis.url
+
+    def pin_policy(self) -> PinPolicy:
+        """The PINs that may be set (validated: the rules exist)."""
+        rules = parse_rules(self.pin.rules)
+        assert not isinstance(rules, str), rules  # validate() refused unknown rules
+        return PinPolicy(self.pin.length, rules, frozenset(self.pin.blocklist))
 
     def flow_path(self) -> Path:
         """The flow file; a relative path is looked up in the CWD, then the project."""
@@ -319,6 +330,7 @@ def validate(s: Settings) -> None:
         errors.append("[server] webhook_deadline_s must be above 0 and below Twilio's 15 s")
     if not 4 <= s.pin.length <= 12:
         errors.append("[pin] length must be between 4 and 12")
+    errors.extend(_pin_errors(s.pin))
     if s.twilio.validate_signatures and not s.twilio.auth_token:
         errors.append("[twilio] auth_token is required while validate_signatures = true")
     if len(s.pin_store.pepper) < 16:
@@ -332,6 +344,15 @@ def validate(s: Settings) -> None:
     errors.extend(_side_channel_errors(s))
     if errors:
         raise ConfigError("config: " + errors[0])
+
+
+def _pin_errors(pin: PinSettings) -> list[str]:
+    rules = parse_rules(pin.rules)
+    errors = [rules] if isinstance(rules, str) else []
+    for value in pin.blocklist:
+        if len(value) != pin.length or not value.isascii() or not value.isdigit():
+            errors.append(f"[pin] blocklist entries must be {pin.length} digits, got {value!r}")
+    return errors
 
 
 def _redis_errors(s: Settings) -> list[str]:

@@ -67,6 +67,10 @@ def test_config_file_from_ivr_config_variable(tmp_path: Path) -> None:
     [
         ("[pin]\nlength = 3\n", {}, "[pin] length"),
         ('[pin]\nlength = "six"\n', {}, "[pin] length"),
+        ('[pin]\nrules = ["same", "dates"]\n', {}, "[pin] rules: unknown rule 'dates'"),
+        ('[pin]\nblocklist = ["1234"]\n', {}, "[pin] blocklist"),
+        ("", {"IVR_SERVER_WEBHOOK_DEADLINE_S": "15"}, "[server] webhook_deadline_s"),
+        ("[console]\nmax_streams = 0\n", {}, "[console] max_streams"),
         ("[lockout]\naccount_lock_s = 0\n", {}, "[lockout] account_lock_s"),
         ("[redis]\nmax_connections = 0\n", {}, "[redis] max_connections"),
         ("", {"IVR_REDIS_MAX_CONNECTIONS": "many"}, "[redis] max_connections"),

@@ -92,7 +92,7 @@ def _read_rows(settings: Settings, file: Path) -> list[ImportRow]:
         with file.open(encoding="utf-8-sig", newline="") as stream:
             return parse_accounts(
                 stream,
-                pin_length=settings.pin.length,
+                policy=settings.pin_policy(),
                 default_region=settings.server.default_region,
             )
     except ImportRowError as exc:

@@ -14,6 +14,7 @@ from typing import NoReturn, TextIO
 
 from ivr import phone
 from ivr.exceptions import ImportRowError
+from ivr.pin_policy import PinPolicy
 
 HEADER = ("customer_number", "name", "phones", "pin")
 MAX_NAME_CHARS = 200
@@ -34,9 +35,10 @@ class ImportRow:
 
 
 def parse_accounts(
-    stream: TextIO, *, pin_length: int, default_region: str = "DE"
+    stream: TextIO, *, policy: PinPolicy, default_region: str = "DE"
 ) -> list[ImportRow]:
-    """Every row of ``stream``, validated; the first bad row raises ImportRowError."""
+    """Every row of ``stream``, validated (PINs against ``policy``); the first bad row
+    raises ImportRowError."""
     records = _records(stream)
     first = next(records, None)
     if first is None or _clean_header(first[1]) != HEADER:
@@ -44,7 +46,7 @@ def parse_accounts(
     rows: list[ImportRow] = []
     first_seen: dict[str, int] = {}
     for line, cells in records:
-        row = _parse_row(line, cells, pin_length, default_region)
+        row = _parse_row(line, cells, policy, default_region)
         if row.customer_number in first_seen:
             where = first_seen[row.customer_number]
             _fail(line, f"customer_number {row.customer_number} already on line {where}", row.pin)
@@ -79,7 +81,7 @@ def _clean_header(cells: list[str]) -> tuple[str, ...]:
     return tuple(cell.strip().lstrip("\ufeff").strip() for cell in cells)
 
 
-def _parse_row(line: int, cells: list[str], pin_length: int, region: str) -> ImportRow:
+def _parse_row(line: int, cells: list[str], policy: PinPolicy, region: str) -> ImportRow:
     if len(cells) != len(HEADER):
         raise ImportRowError(line, f"expected {len(HEADER)} fields, got {len(cells)}")
     number, name, phones_cell, pin = (cell.strip() for cell in cells)
@@ -89,8 +91,9 @@ def _parse_row(line: int, cells: list[str], pin_length: int, region: str) -> Imp
         _fail(line, "name is empty", pin)
     if len(name) > MAX_NAME_CHARS:
         _fail(line, f"name is longer than {MAX_NAME_CHARS} characters", pin)
-    if len(pin) != pin_length or not pin.isascii() or not pin.isdigit():
-        _fail(line, f"pin must be exactly {pin_length} digits", pin)
+    weak = policy.problem(pin)
+    if weak is not None:
+        _fail(line, weak, pin)
     phones = _parse_phones(line, phones_cell, region, pin)
     return ImportRow(line=line, customer_number=number, name=name, phones=phones, pin=pin)
 

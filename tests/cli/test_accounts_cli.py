@@ -25,7 +25,7 @@ PEPPER = "cli-test-pepper-0123456789"
 GOOD_CSV = (
     "customer_number,name,phones,pin\n"
     "1001,Erika Mustermann,0151 12345678;+49 30 123456,482913\n"
-    "1002,Max Mustermann,,111111\n"
+    "1002,Max Mustermann,,582716\n"
 )
 SECRET_PIN = "739201"
 
@@ -74,7 +74,7 @@ def test_import_bad_row_writes_nothing(tmp_path: Path) -> None:
     """A bad row exits 1 with one stderr line naming file and line, and writes nothing."""
     settings = make_settings(tmp_path)
     text = GOOD_CSV + "\n" + "1003,Anna,,123\n" + f"1004,Bert,,{SECRET_PIN}\n"
-    csv = write(tmp_path, text.replace("111111", SECRET_PIN))
+    csv = write(tmp_path, text.replace("582716", SECRET_PIN))
     result = run(settings, "import", str(csv))
     assert_one_line_error(result, f"{csv} line 5:", "pin")
     assert SECRET_PIN not in result.output
@@ -85,6 +85,17 @@ def test_import_bad_row_writes_nothing(tmp_path: Path) -> None:
         assert store.count() == 0
     finally:
         store.close()
+
+
+def test_import_refuses_a_weak_pin(tmp_path: Path) -> None:
+    """A weak PIN (here a run, 123456) fails the import with its line and the rule's
+    name, and without the PIN; nothing is written."""
+    settings = make_settings(tmp_path)
+    csv = write(tmp_path, GOOD_CSV + "1003,Anna,,123456\n")
+    result = run(settings, "import", str(csv))
+    assert_one_line_error(result, f"{csv} line 4:", "rule: sequence")
+    assert "123456" not in result.stderr
+    assert not (tmp_path / "pins.db").exists()
 
 
 def test_import_missing_file(tmp_path: Path) -> None:

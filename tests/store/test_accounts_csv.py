@@ -7,14 +7,20 @@ import io
 import pytest
 
 from ivr.exceptions import ImportRowError
+from ivr.pin_policy import PinPolicy
 from ivr.store.accounts_csv import ImportRow, parse_accounts
 
 HEADER = "customer_number,name,phones,pin\n"
 SECRET_PIN = "739201"
 
 
+# Only the PIN's format is checked here; the weak-PIN rules have tests of their own.
+def format_only(pin_length: int = 6) -> PinPolicy:
+    return PinPolicy(pin_length, rules=frozenset())
+
+
 def parse(text: str, pin_length: int = 6) -> list[ImportRow]:
-    return parse_accounts(io.StringIO(text), pin_length=pin_length, default_region="DE")
+    return parse_accounts(io.StringIO(text), policy=format_only(pin_length), default_region="DE")
 
 
 def error_of(text: str) -> ImportRowError:
@@ -49,7 +55,9 @@ def test_repr_hides_the_pin() -> None:
 def test_default_region_applies_to_national_numbers() -> None:
     """National numbers are read in the given default region."""
     rows = parse_accounts(
-        io.StringIO(HEADER + "1,A,(415) 555-2671,123456\n"), pin_length=6, default_region="US"
+        io.StringIO(HEADER + "1,A,(415) 555-2671,123456\n"),
+        policy=format_only(),
+        default_region="US",
     )
     assert rows[0].phones == ("+14155552671",)
 
@@ -130,3 +138,16 @@ def test_first_error_wins() -> None:
     """Validation stops at the first bad row."""
     err = error_of(HEADER + "x,A,,123456\ny,B,,123456\n")
     assert err.line == 2
+
+
+@pytest.mark.parametrize(
+    ("pin", "rule"), [("111111", "same"), ("234567", "sequence"), ("147258", "common")]
+)
+def test_a_weak_pin_is_refused_naming_line_and_rule(pin: str, rule: str) -> None:
+    """With the default policy, a weak PIN fails its row with the rule's name and
+    without the PIN in the message."""
+    text = HEADER + f"1001,A,,{SECRET_PIN}\n1002,B,,{pin}\n"
+    with pytest.raises(ImportRowError) as info:
+        parse_accounts(io.StringIO(text), policy=PinPolicy(6), default_region="DE")
+    assert info.value.line == 3 and f"rule: {rule}" in str(info.value)
+    assert pin not in str(info.value)
