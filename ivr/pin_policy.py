@@ -20,6 +20,8 @@ An operator may turn rules off and add values of their own (``[pin] rules``,
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -104,3 +106,12 @@ def parse_rules(names: tuple[str, ...]) -> frozenset[Rule] | str:
         if name not in known:
             return f"[pin] rules: unknown rule {name!r}; choose from {', '.join(known)}"
     return frozenset(known[name] for name in names)
+
+
+def generate(policy: PinPolicy, below: Callable[[int], int] = secrets.randbelow) -> str:
+    """A random PIN that ``policy`` accepts (``below(n)``: a uniform integer < n, from
+    the ``secrets`` module unless a test gives its own)."""
+    while True:
+        pin = f"{below(10**policy.length):0{policy.length}d}"
+        if policy.problem(pin) is None:
+            return pin

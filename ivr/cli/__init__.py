@@ -10,8 +10,8 @@ from ivr.cli.accounts import accounts
 from ivr.cli.audit import audit
 from ivr.cli.call import call
 from ivr.cli.dev import dev
-from ivr.cli.errors import load_config
 from ivr.cli.flow import flow
+from ivr.cli.settings import ConfigSource
 from ivr.cli.worker import worker
 
 # Commands that build their own settings (dev fills in local defaults itself; call uses
@@ -33,7 +33,8 @@ def cli(ctx: click.Context, config_path: str | None) -> None:
     if ctx.invoked_subcommand in SELF_CONFIGURED:
         ctx.obj = config_path
         return
-    ctx.obj = load_config(config_path)
+    # Loaded when a command needs it, so that every --help works without a config.
+    ctx.obj = ConfigSource(config_path)
 
 
 cli.add_command(accounts)

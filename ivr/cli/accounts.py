@@ -1,4 +1,5 @@
-"""``ivr accounts``: import accounts from CSV, delete an account, lift a lockout.
+"""``ivr accounts``: import accounts from CSV, show one, set its PIN, delete it, lift a
+lockout.
 
 Every failure prints exactly one ``error: ...`` line on stderr and exits with status 1;
 operators script these commands, so there are no tracebacks and no partial imports.
@@ -8,14 +9,18 @@ from __future__ import annotations
 
 import getpass
 import os
+import sys
 from pathlib import Path
 
 import click
 
 from ivr import unlock
 from ivr.cli.errors import EXPECTED_ERRORS, fail, one_line_errors
+from ivr.cli.settings import pass_settings
 from ivr.config import Settings
 from ivr.exceptions import ConfigError, ImportRowError
+from ivr.pin_policy import generate as generate_pin
+from ivr.store.account_admin import AccountAdmin
 from ivr.store.accounts_csv import ImportRow, parse_accounts
 from ivr.store.audit import AuditStore
 from ivr.store.hashing import PinHasher
@@ -32,7 +37,7 @@ def accounts() -> None:
 
 @accounts.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.pass_obj
+@pass_settings
 def import_accounts(settings: Settings, file: Path) -> None:
     """Create or update the accounts in FILE (customer_number,name,phones,pin)."""
     rows = _read_rows(settings, file)
@@ -47,9 +52,59 @@ def import_accounts(settings: Settings, file: Path) -> None:
     )
 
 
+@accounts.command("show")
+@click.argument("customer_number")
+@pass_settings
+def show_account(settings: Settings, customer_number: str) -> None:
+    """Show the account CUSTOMER_NUMBER: name, phones, whether a PIN is set (never the PIN)."""
+    with one_line_errors():
+        store = _open_store(settings)
+        try:
+            found = AccountAdmin(store.engine, store.hasher).details(customer_number)
+        finally:
+            store.close()
+    click.echo(f"customer_number  {found.customer_number}")
+    click.echo(f"name             {found.name}")
+    click.echo(f"phones           {', '.join(found.phones) or '-'}")
+    click.echo(f"pin              {'set' if found.pin_set else 'not set'}")
+    click.echo(f"updated_at       {found.updated_at.isoformat(timespec='seconds')}")
+
+
+@accounts.command("set-pin")
+@click.argument("customer_number")
+@click.option("--generate", is_flag=True, help="Set a random PIN and print it once.")
+@click.option("--stdin", "from_stdin", is_flag=True, help="Read the PIN from standard input.")
+@pass_settings
+def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin: bool) -> None:
+    """Set the Service-PIN of CUSTOMER_NUMBER: asked for without echo (twice), read from
+    stdin (--stdin, for scripts), or generated (--generate). Weak PINs are refused."""
+    if generate and from_stdin:
+        fail("choose one of --generate and --stdin")
+    policy = settings.pin_policy()
+    if generate:
+        pin = generate_pin(policy)
+    elif from_stdin:
+        pin = sys.stdin.readline().strip()
+    else:
+        entered = click.prompt("New PIN", hide_input=True, confirmation_prompt=True, type=str)
+        pin = str(entered).strip()
+    problem = policy.problem(pin)
+    if problem is not None:
+        fail(problem)  # names the rule, never the PIN
+    with one_line_errors():
+        store = _open_store(settings)
+        try:
+            AccountAdmin(store.engine, store.hasher).set_pin(customer_number, pin)
+        finally:
+            store.close()
+    click.echo(f"set the PIN of account {customer_number}")
+    if generate:
+        click.echo(f"new PIN: {pin}  (shown once; it is stored only as a keyed hash)")
+
+
 @accounts.command("delete")
 @click.argument("customer_number")
-@click.pass_obj
+@pass_settings
 def delete_account(settings: Settings, customer_number: str) -> None:
     """Delete the account CUSTOMER_NUMBER and clear its lockout."""
     with one_line_errors():
@@ -72,7 +127,7 @@ def delete_account(settings: Settings, customer_number: str) -> None:
 
 @accounts.command("unlock")
 @click.argument("customer_number")
-@click.pass_obj
+@pass_settings
 def unlock_account(settings: Settings, customer_number: str) -> None:
     """Lift the lockout of CUSTOMER_NUMBER so PIN entry works again at once."""
     with one_line_errors():

@@ -19,6 +19,7 @@ from typing import TextIO
 import click
 
 from ivr.cli.errors import fail, one_line_errors
+from ivr.cli.settings import pass_settings
 from ivr.config import Settings
 from ivr.jobs import utc_iso
 from ivr.store.audit import AuditRecord, AuditStore
@@ -42,7 +43,7 @@ def audit() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the CSV to this file instead of standard output.",
 )
-@click.pass_obj
+@pass_settings
 def export(settings: Settings, since: str | None, output: Path | None) -> None:
     """Write every audit row since --since as CSV (times in UTC)."""
     start = parse_since(since)
@@ -58,7 +59,7 @@ def export(settings: Settings, since: str | None, output: Path | None) -> None:
 
 
 @audit.command("purge")
-@click.pass_obj
+@pass_settings
 def purge(settings: Settings) -> None:
     """Delete rows older than [audit] retention_days now (the worker does this daily)."""
     cutoff = datetime.now(UTC) - timedelta(days=settings.audit.retention_days)

@@ -12,6 +12,7 @@ import os
 import click
 
 from ivr.cli.errors import one_line_errors
+from ivr.cli.settings import pass_settings
 from ivr.config import Settings
 from ivr.embedded_redis import shut_down
 from ivr.jobs import QUEUES
@@ -32,7 +33,7 @@ from workers.main import run
 # then stops the embedded Redis too, which must outlive the worker's shutdown.
 @click.option("--parent-pid", type=int, hidden=True)
 @click.option("--stop-redis-with-parent", is_flag=True, hidden=True)
-@click.pass_obj
+@pass_settings
 def worker(
     settings: Settings,
     queues: tuple[str, ...],

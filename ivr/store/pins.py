@@ -122,6 +122,11 @@ class PinStore:
         return self._reads
 
     @property
+    def hasher(self) -> PinHasher:
+        """The keyed hash of this store's PINs (for other writers of the same table)."""
+        return self._hasher
+
+    @property
     def engine(self) -> sa.Engine:
         """The SQL engine, for other stores that share the database (e.g. the audit log)."""
         return self._engine
