@@ -9,6 +9,7 @@ import click
 from ivr.cli.accounts import accounts
 from ivr.cli.audit import audit
 from ivr.cli.call import call
+from ivr.cli.callers import callers
 from ivr.cli.dev import dev
 from ivr.cli.flow import flow
 from ivr.cli.settings import ConfigSource
@@ -43,6 +44,7 @@ cli.add_command(call)
 cli.add_command(flow)
 cli.add_command(worker)
 cli.add_command(audit)
+cli.add_command(callers)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -7,27 +7,19 @@ operators script these commands, so there are no tracebacks and no partial impor
 
 from __future__ import annotations
 
-import getpass
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from ivr import unlock
 from ivr.cli.errors import EXPECTED_ERRORS, fail, one_line_errors
 from ivr.cli.settings import pass_settings
+from ivr.cli.unlocking import lockout_tools, open_store
 from ivr.config import Settings
-from ivr.exceptions import ConfigError, ImportRowError
+from ivr.exceptions import AccountNotFound, ImportRowError
 from ivr.pin_policy import generate as generate_pin
 from ivr.store.account_admin import AccountAdmin
 from ivr.store.accounts_csv import ImportRow, parse_accounts
-from ivr.store.audit import AuditStore
-from ivr.store.hashing import PinHasher
-from ivr.store.keys import KeyLayout
-from ivr.store.lockout import Lockout
-from ivr.store.pins import PinStore
-from ivr.store.redis_client import open_link
 
 
 @click.group("accounts")
@@ -42,7 +34,7 @@ def import_accounts(settings: Settings, file: Path) -> None:
     """Create or update the accounts in FILE (customer_number,name,phones,pin)."""
     rows = _read_rows(settings, file)
     with one_line_errors():
-        store = _open_store(settings)
+        store = open_store(settings)
         try:
             report = store.upsert_many(rows)
         finally:
@@ -58,7 +50,7 @@ def import_accounts(settings: Settings, file: Path) -> None:
 def show_account(settings: Settings, customer_number: str) -> None:
     """Show the account CUSTOMER_NUMBER: name, phones, whether a PIN is set (never the PIN)."""
     with one_line_errors():
-        store = _open_store(settings)
+        store = open_store(settings)
         try:
             found = AccountAdmin(store.engine, store.hasher).details(customer_number)
         finally:
@@ -92,7 +84,7 @@ def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin
     if problem is not None:
         fail(problem)  # names the rule, never the PIN
     with one_line_errors():
-        store = _open_store(settings)
+        store = open_store(settings)
         try:
             AccountAdmin(store.engine, store.hasher).set_pin(customer_number, pin)
         finally:
@@ -108,7 +100,7 @@ def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin
 def delete_account(settings: Settings, customer_number: str) -> None:
     """Delete the account CUSTOMER_NUMBER and clear its lockout."""
     with one_line_errors():
-        store = _open_store(settings)
+        store = open_store(settings)
         try:
             store.delete(customer_number)
         finally:
@@ -118,7 +110,7 @@ def delete_account(settings: Settings, customer_number: str) -> None:
     if not settings.redis.url:
         return
     try:
-        cleared = _unlock(settings, customer_number)
+        cleared, _ = _unlock(settings, customer_number)
     except EXPECTED_ERRORS as exc:
         fail(f"account {customer_number} was deleted, but its lockout was not cleared: {exc}")
     if cleared:
@@ -129,15 +121,16 @@ def delete_account(settings: Settings, customer_number: str) -> None:
 @click.argument("customer_number")
 @pass_settings
 def unlock_account(settings: Settings, customer_number: str) -> None:
-    """Lift the lockout of CUSTOMER_NUMBER so PIN entry works again at once."""
+    """Lift the lockout of CUSTOMER_NUMBER so PIN entry works again at once, and the
+    blocks of its phone numbers (a blocked caller number refuses the right PIN too)."""
     with one_line_errors():
-        if not settings.redis.url:
-            raise ConfigError("[redis] url is not set; lockouts live in Redis, nothing to unlock")
-        cleared = _unlock(settings, customer_number)
+        cleared, callers = _unlock(settings, customer_number, with_phones=True)
     if cleared:
         click.echo(f"unlocked account {customer_number}")
     else:
         click.echo(f"account {customer_number} had no lockout or failed attempts")
+    for number in callers:
+        click.echo(f"unlocked caller {number} (a phone of the account)")
 
 
 def _read_rows(settings: Settings, file: Path) -> list[ImportRow]:
@@ -158,36 +151,20 @@ def _read_rows(settings: Settings, file: Path) -> list[ImportRow]:
         fail(f"cannot read {file}: {exc.strerror or exc}")
 
 
-def _open_store(settings: Settings, hasher: PinHasher | None = None) -> PinStore:
-    hasher = hasher or PinHasher.from_settings(settings.pin_store)
-    return PinStore.from_url(settings.pin_store.url, hasher, settings.pin_store.timeout_s)
-
-
-def _unlock(settings: Settings, customer_number: str) -> bool:
-    """Audit, then clear the account's lockout counters (:mod:`ivr.unlock`)."""
-    hasher = PinHasher.from_settings(settings.pin_store)
-    store = _open_store(settings, hasher)
-    try:
-        audit = AuditStore.on(store.engine)
-        link = open_link(settings.redis)  # lazy: Redis is first used after the audit row
+def _unlock(
+    settings: Settings, customer_number: str, *, with_phones: bool = False
+) -> tuple[bool, list[str]]:
+    """Audit, then clear the account's lockout counters (:mod:`ivr.unlock`); with
+    ``with_phones`` also the blocks of its phone numbers. Whether the account had any,
+    and the phone numbers whose block was lifted."""
+    with lockout_tools(settings) as tools:
+        cleared = tools.unlocker.account(customer_number)
+        if not with_phones:
+            return cleared, []
         try:
-            lockout = Lockout(link, KeyLayout(settings.redis.key_prefix), settings.lockout)
-            return unlock.unlock_account(
-                customer_number,
-                actor=_operator(),
-                source=unlock.SOURCE_CLI,
-                audit=audit,
-                lockout=lockout,
-                hasher=hasher,
+            phones = (
+                AccountAdmin(tools.store.engine, tools.store.hasher).details(customer_number).phones
             )
-        finally:
-            link.close()
-    finally:
-        store.close()
-
-
-def _operator() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no passwd entry (some containers)
-        return f"uid:{os.getuid()}"
+        except AccountNotFound:
+            return cleared, []
+        return cleared, [number for number in phones if tools.unlocker.caller(number)]

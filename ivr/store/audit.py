@@ -174,12 +174,14 @@ class AuditStore:
         *,
         at: datetime | None = None,
         unlock_id: str | None = None,
+        caller: str | None = None,
     ) -> None:
-        """Record that ``actor`` unlocked an account via ``source`` (``cli``, ``console``…)."""
+        """Record that ``actor`` unlocked an account (or, with ``caller`` and an empty
+        ``customer_number``, a caller number's block) via ``source`` (``cli``, …)."""
         row = dict(
             event_key=unlock_id or uuid.uuid4().hex, kind=AuditKind.UNLOCK.value,
             at=_utc(at or datetime.now(UTC)), call_sid=None, customer_number=customer_number,
-            caller=None, outcome=UNLOCKED, actor=actor, source=source,
+            caller=caller, outcome=UNLOCKED, actor=actor, source=source,
         )  # fmt: skip
         self._insert_once([row])
 

@@ -193,6 +193,15 @@ class Lockout:
         )
         return int(removed) > 0
 
+    def unlock_caller(self, caller: str | None) -> bool:
+        """Lift a caller subject's block and forget its failures (None: the withheld
+        numbers' bucket); True if there was any."""
+        keys = self._keys.caller(caller)
+        (removed,) = self._link.send(
+            [run(ACCOUNT_RESET, (keys.fails, keys.lock), what="caller unlock")], "caller unlock"
+        )
+        return int(removed) > 0
+
     def account_lock_ttl(self, account: str) -> int:
         """Seconds until the account's lock ends; 0 if it is not locked."""
         lock = self._keys.account(account).lock

@@ -17,7 +17,7 @@ from ivr.board import board_payload
 from ivr.exceptions import DependencyError
 from ivr.flow.state import is_unknown
 from ivr.store.events import ZERO_ID
-from ivr.unlock import SOURCE_CONSOLE, unlock_account
+from ivr.unlock import SOURCE_CONSOLE, Unlocker
 from ivr.web import agent_text
 from ivr.web.agent_auth import Agent
 from ivr.web.agent_console import console, error, lang, now_iso, page
@@ -99,14 +99,9 @@ def unlock(call_sid: str) -> BaseResponse:
 def _unlock(number: str, agent: Agent, call_sid: str, t: Mapping[str, str]) -> tuple[str, str]:
     services = console().services
     try:
-        cleared = unlock_account(
-            number,
-            actor=agent.username,
-            source=SOURCE_CONSOLE,
-            audit=services.audit,
-            lockout=services.lockout,
-            hasher=services.hasher,
-        )
+        unlocker = Unlocker(agent.username, SOURCE_CONSOLE, services.audit, services.lockout,
+                            services.hasher)  # fmt: skip
+        cleared = unlocker.account(number)
     except DependencyError as exc:
         log.error("console unlock agent=%s call=%s failed: %s", agent.username, call_sid, exc)
         return t["unlock_failed"], "error"
