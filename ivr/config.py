@@ -207,8 +207,14 @@ def load(
     path: str | os.PathLike[str] | None = None,
     env: Mapping[str, str] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    web: bool = True,
 ) -> Settings:
-    """Read ``path`` (default: ``$IVR_CONFIG``, else built-in defaults) and the environment."""
+    """Read ``path`` (default: ``$IVR_CONFIG``, else built-in defaults) and the environment.
+
+    ``web=False`` (the CLI's account, audit and worker commands) does not require what
+    only the webhooks need: the Twilio auth token that checks their signatures.
+    """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
     path = path if path is not None else env.get("IVR_CONFIG") or None
@@ -222,7 +228,7 @@ def load(
     for section, values in (overrides or {}).items():
         raw.setdefault(section, {}).update(values)
     settings = from_mapping(raw, env)
-    validate(settings)
+    validate(settings, web=web)
     return settings
 
 
@@ -309,8 +315,9 @@ def _positive(errors: list[str], section: str, obj: Any) -> None:
             errors.append(f"[{section}] {f.name} must be greater than 0")
 
 
-def validate(s: Settings) -> None:
-    """Raise ConfigError for the first inconsistent setting, naming its key."""
+def validate(s: Settings, *, web: bool = True) -> None:
+    """Raise ConfigError for the first inconsistent setting, naming its key (``web``:
+    also what only the webhooks need)."""
     errors: list[str] = []
     for section in (
         "redis",
@@ -331,7 +338,7 @@ def validate(s: Settings) -> None:
     if not 4 <= s.pin.length <= 12:
         errors.append("[pin] length must be between 4 and 12")
     errors.extend(_pin_errors(s.pin))
-    if s.twilio.validate_signatures and not s.twilio.auth_token:
+    if web and s.twilio.validate_signatures and not s.twilio.auth_token:
         errors.append("[twilio] auth_token is required while validate_signatures = true")
     if len(s.pin_store.pepper) < 16:
         errors.append("[pin_store] pepper must be set to at least 16 characters (IVR_PIN_PEPPER)")

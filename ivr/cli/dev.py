@@ -198,8 +198,9 @@ def run_dev(
             stack.callback(stop_worker, start_worker(config_path, settings, owns_redis=embedded))
         host = "127.0.0.1" if options.host in ("0.0.0.0", "::", "") else options.host  # noqa: S104
         session = DevSession(
-            f"http://{host}:{server.port}", settings.server.public_base_url, config_path
-        )
+            f"http://{host}:{server.port}", settings.server.public_base_url, config_path,
+            settings.redis.url,
+        )  # fmt: skip
         write_session(session)
         stack.callback(remove_session)
         pointed = None

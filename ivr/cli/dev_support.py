@@ -88,6 +88,9 @@ class DevSession:
     url: str
     public_base_url: str
     config: str
+    # The Redis it runs on (its embedded one is on a random port): other ivr commands
+    # in the same directory use it (see command_config).
+    redis_url: str = ""
 
 
 def write_session(session: DevSession) -> None:
@@ -99,9 +102,22 @@ def read_session() -> DevSession | None:
     """The ``ivr dev`` running in this directory, if it left its session file."""
     try:
         data: Any = json.loads(SESSION_FILE.read_text(encoding="utf-8"))
-        return DevSession(str(data["url"]), str(data["public_base_url"]), str(data["config"]))
+        return DevSession(str(data["url"]), str(data["public_base_url"]), str(data["config"]),
+                          str(data.get("redis_url", "")))  # fmt: skip
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def command_config() -> tuple[str, dict[str, dict[str, str]]] | None:
+    """For an ``ivr`` command run without a config in an ``ivr dev`` directory: dev's
+    config, and the Redis of the ``ivr dev`` running there (None: not such a directory)."""
+    session = read_session()
+    if session is not None:
+        redis = {"redis": {"url": session.redis_url}} if session.redis_url else {}
+        return session.config, redis
+    if GENERATED_CONFIG.exists():
+        return str(GENERATED_CONFIG), {}
+    return None
 
 
 def remove_session() -> None:
@@ -156,7 +172,8 @@ def banner(
         f'Try it without Twilio:  ivr call --keys "1,{DEMO_ACCOUNTS[0][3]}#"'
         "  (or just `ivr call`, and type)",
         "Screen-pop API: GET /api/calls/<CallSid>, Authorization: Bearer <[api] token>",
-        f"Config: {session.config}  (export IVR_CONFIG={session.config} for other ivr commands)",
+        f"Config: {session.config}  (other ivr commands run in this directory use it and "
+        "this Redis)",
         "Live call log below; Ctrl-C stops everything.",
     ]
     return "\n".join(lines)

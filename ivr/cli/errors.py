@@ -6,7 +6,7 @@ operators script these commands and read their output line by line.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -28,10 +28,17 @@ def fail(message: str, status: int = 1) -> NoReturn:
     raise click.exceptions.Exit(status)
 
 
-def load_config(path: str | Path | None, status: int = 2) -> Settings:
-    """The settings in ``path``; a bad config is one error line and exit ``status``."""
+def load_config(
+    path: str | Path | None,
+    status: int = 2,
+    overrides: Mapping[str, Mapping[str, str]] | None = None,
+    *,
+    web: bool = True,
+) -> Settings:
+    """The settings in ``path`` (see :func:`ivr.config.load`); a bad config is one error
+    line and exit ``status``."""
     try:
-        return config.load(path)
+        return config.load(path, overrides=overrides, web=web)
     except IVRError as exc:
         fail(str(exc), status)
 

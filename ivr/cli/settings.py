@@ -14,6 +14,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 
+from ivr.cli.dev_support import command_config
 from ivr.cli.errors import load_config
 from ivr.config import Settings
 
@@ -29,8 +30,13 @@ class ConfigSource:
     _loaded: Settings | None = field(default=None, repr=False)
 
     def settings(self) -> Settings:
+        """Loaded on first use. Without a path, in a directory where ``ivr dev`` runs (or
+        ran), its config and Redis. Only what the commands use is required: no Twilio
+        auth token (they verify no webhook)."""
         if self._loaded is None:
-            self._loaded = load_config(self.path)
+            found = command_config() if self.path is None else None
+            path, overrides = found if found is not None else (self.path, {})
+            self._loaded = load_config(path, overrides=overrides, web=False)
         return self._loaded
 
 
@@ -41,8 +47,8 @@ def current_settings() -> Settings:
     given = ctx.find_object(Settings)
     if given is not None:
         return given
-    source = ctx.find_object(ConfigSource)
-    return source.settings() if source is not None else load_config(None)
+    source = ctx.find_object(ConfigSource) or ConfigSource(None)
+    return source.settings()
 
 
 def pass_settings(command: Callable[Concatenate[Settings, P], R]) -> Callable[P, R]:
