@@ -6,6 +6,7 @@ pure parts (``ivr.flow``) stay importable without Flask, Redis or SQL.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -17,8 +18,28 @@ if TYPE_CHECKING:
 __all__ = ["create_app"]
 
 
+# gunicorn's exit status for "the app failed to load": its master then stops for good
+# instead of booting new workers into the same bad config.
+APP_LOAD_ERROR = 4
+
+
 def create_app(settings: Settings | None = None, services: Services | None = None) -> Flask:
-    """Build the WSGI app (see :func:`ivr.app.create_app`)."""
+    """Build the WSGI app (see :func:`ivr.app.create_app`).
+
+    Called with no settings (as a server calls it), a bad config prints one
+    ``config: …`` line per problem on stderr, without a traceback, and exits with
+    :data:`APP_LOAD_ERROR`; callers that pass settings get the ConfigError.
+    """
     from ivr.app import create_app as factory
 
-    return factory(settings, services)
+    if settings is not None or services is not None:
+        return factory(settings, services)
+    from ivr import config
+    from ivr.exceptions import ConfigError
+
+    try:
+        loaded = config.load()
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr, flush=True)
+        raise SystemExit(APP_LOAD_ERROR) from None
+    return factory(loaded, None)

@@ -19,11 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ivr import phone
 from ivr.exceptions import ConfigError
 from ivr.pin_policy import PinPolicy, Rule, parse_rules
-from ivr.store.keys import PREFIX as KEY_PREFIX
-from ivr.store.redis_url import Topology, parse_redis_url
 
 ROUTING_MODES = ("enqueue", "client", "sip", "number")
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
@@ -233,37 +230,63 @@ def load(
 
 
 def from_mapping(raw: Mapping[str, Any], env: Mapping[str, str]) -> Settings:
-    """Build :class:`Settings` from parsed TOML plus environment overrides."""
+    """Build :class:`Settings` from parsed TOML plus environment overrides; ConfigError
+    lists every problem found (one ``config: …`` line each)."""
+    errors: list[str] = []
     sections: dict[str, Any] = {}
     hints = typing.get_type_hints(Settings)
-    for name in raw:
-        if name not in hints:
-            raise ConfigError(f"config: unknown section [{name}]")
+    errors.extend(f"unknown section [{name}]" for name in raw if name not in hints)
+    errors.extend(_unknown_env(env, hints))
     for sf in dataclasses.fields(Settings):
-        cls = hints[sf.name]
         given = raw.get(sf.name, {})
         if not isinstance(given, Mapping):
-            raise ConfigError(f"config: [{sf.name}] must be a table")
-        sections[sf.name] = _section(sf.name, cls, given, env)
+            errors.append(f"[{sf.name}] must be a table")
+            given = {}
+        sections[sf.name] = _section(sf.name, hints[sf.name], given, env, errors)
+    if errors:
+        raise ConfigError("\n".join(f"config: {error}" for error in errors))
     return Settings(**sections)
 
 
-def _section(name: str, cls: type[Any], given: Mapping[str, Any], env: Mapping[str, str]) -> Any:
+def _unknown_env(env: Mapping[str, str], hints: Mapping[str, Any]) -> list[str]:
+    """``IVR_<SECTION>_<KEY>`` variables of a known section that name no key (a typo
+    would otherwise be ignored silently). Other ``IVR_*`` names are left alone."""
+    known = {"IVR_CONFIG", *SECRET_ENV.values()}
+    for section, cls in hints.items():
+        known.update(f"IVR_{section.upper()}_{f.name.upper()}" for f in dataclasses.fields(cls))
+    errors = []
+    for name in sorted(env):
+        # The longest section that prefixes it: IVR_PIN_STORE_… is [pin_store], not [pin].
+        owners = [s for s in hints if name.startswith(f"IVR_{s.upper()}_")]
+        if owners and name not in known:
+            owner = max(owners, key=len)
+            keys = ", ".join(f.name for f in dataclasses.fields(hints[owner]))
+            errors.append(f"environment variable {name} names no key of [{owner}] ({keys})")
+    return errors
+
+
+def _section(
+    name: str, cls: type[Any], given: Mapping[str, Any], env: Mapping[str, str], errors: list[str]
+) -> Any:
+    """The section's settings object; each bad key adds a message to ``errors`` (and
+    keeps its default, so that the other keys are still checked)."""
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
-    for key in given:
-        if key not in known:
-            raise ConfigError(f"config: unknown key [{name}] {key}")
+    errors.extend(f"unknown key [{name}] {key}" for key in given if key not in known)
     values: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         env_names = [f"IVR_{name.upper()}_{f.name.upper()}"]
         if (name, f.name) in SECRET_ENV:
             env_names.insert(0, SECRET_ENV[(name, f.name)])
         from_env = next((env[n] for n in env_names if env.get(n)), None)
-        if from_env is not None:
-            values[f.name] = _coerce(name, f.name, hints[f.name], from_env, from_env=True)
-        elif f.name in given:
-            values[f.name] = _coerce(name, f.name, hints[f.name], given[f.name], from_env=False)
+        try:
+            if from_env is not None:
+                values[f.name] = _coerce(name, f.name, hints[f.name], from_env, from_env=True)
+            elif f.name in given:
+                values[f.name] = _coerce(name, f.name, hints[f.name], given[f.name],
+                                         from_env=False)  # fmt: skip
+        except ConfigError as exc:
+            errors.append(str(exc).removeprefix("config: "))
     return cls(**values)
 
 
@@ -308,114 +331,11 @@ def _coerce(section: str, key: str, hint: Any, value: Any, *, from_env: bool) ->
     raise ConfigError(f"config: {where} has an unsupported type")  # pragma: no cover
 
 
-def _positive(errors: list[str], section: str, obj: Any) -> None:
-    for f in dataclasses.fields(obj):
-        value = getattr(obj, f.name)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value <= 0:
-            errors.append(f"[{section}] {f.name} must be greater than 0")
-
-
 def validate(s: Settings, *, web: bool = True) -> None:
-    """Raise ConfigError for the first inconsistent setting, naming its key (``web``:
-    also what only the webhooks need)."""
-    errors: list[str] = []
-    for section in (
-        "redis",
-        "queue",
-        "pin_store",
-        "pin",
-        "lockout",
-        "console",
-        "screen_pop",
-        "audit",
-    ):
-        _positive(errors, section, getattr(s, section))
-    url = s.server.public_base_url
-    if url and not url.startswith(("http://", "https://")):
-        errors.append("[server] public_base_url must start with http:// or https://")
-    if not 0 < s.server.webhook_deadline_s < TWILIO_TIMEOUT_S:
-        errors.append("[server] webhook_deadline_s must be above 0 and below Twilio's 15 s")
-    if not 4 <= s.pin.length <= 12:
-        errors.append("[pin] length must be between 4 and 12")
-    errors.extend(_pin_errors(s.pin))
-    if web and s.twilio.validate_signatures and not s.twilio.auth_token:
-        errors.append("[twilio] auth_token is required while validate_signatures = true")
-    if len(s.pin_store.pepper) < 16:
-        errors.append("[pin_store] pepper must be set to at least 16 characters (IVR_PIN_PEPPER)")
-    if not s.pin_store.pepper_id or s.pin_store.pepper_id in s.pin_store.old_peppers:
-        errors.append("[pin_store] pepper_id must be non-empty and not reused in old_peppers")
-    if s.api.token and len(s.api.token) < 16:
-        errors.append("[api] token must be at least 16 characters (IVR_API_TOKEN)")
-    errors.extend(_redis_errors(s))
-    errors.extend(_routing_errors(s.routing, s.server.default_region))
-    errors.extend(_side_channel_errors(s))
+    """Raise ConfigError listing every inconsistent setting, one line each, naming its
+    key (``web``: also what only the webhooks need). The checks: ivr.config_checks."""
+    from ivr.config_checks import problems  # it imports this module's settings classes
+
+    errors = problems(s, web=web)
     if errors:
-        raise ConfigError("config: " + errors[0])
-
-
-def _pin_errors(pin: PinSettings) -> list[str]:
-    rules = parse_rules(pin.rules)
-    errors = [rules] if isinstance(rules, str) else []
-    for value in pin.blocklist:
-        if len(value) != pin.length or not value.isascii() or not value.isdigit():
-            errors.append(f"[pin] blocklist entries must be {pin.length} digits, got {value!r}")
-    return errors
-
-
-def _redis_errors(s: Settings) -> list[str]:
-    errors: list[str] = []
-    if not KEY_PREFIX.fullmatch(s.redis.key_prefix):
-        errors.append("[redis] key_prefix must be 1-32 letters, digits, '.', '_', ':' or '-'")
-    if s.redis.replica_ack_timeout_ms >= s.redis.socket_timeout_s * 1000:
-        errors.append("[redis] replica_ack_timeout_ms must be below socket_timeout_s")
-    state = _url_errors(errors, s.redis.url, "[redis] url")
-    queue = _url_errors(errors, s.queue.url, "[queue] url")
-    if queue is Topology.CLUSTER:
-        errors.append("[queue] url must be a standalone or Sentinel Redis (rq needs one Redis)")
-    elif state is Topology.CLUSTER and not s.queue.url:
-        errors.append("[queue] url is required when [redis] url is a cluster (rq needs one Redis)")
-    return errors
-
-
-def _url_errors(errors: list[str], url: str, key: str) -> Topology | None:
-    if not url:
-        return None
-    try:
-        return parse_redis_url(url, key).topology
-    except ConfigError as exc:
-        errors.append(str(exc).removeprefix("config: "))
-        return None
-
-
-def _routing_errors(r: RoutingSettings, region: str) -> list[str]:
-    if r.mode not in ROUTING_MODES:
-        return [f"[routing] mode must be one of {', '.join(ROUTING_MODES)}, got {r.mode!r}"]
-    if r.mode == "enqueue" and not r.workflow_sid.startswith("WW"):
-        return ["[routing] workflow_sid (WW…) is required when mode = 'enqueue'"]
-    if r.mode == "client" and not r.client_identity:
-        return ["[routing] client_identity is required when mode = 'client'"]
-    if r.mode == "sip" and not r.sip_uri.startswith(("sip:", "sips:")):
-        return ["[routing] sip_uri (sip:…) is required when mode = 'sip'"]
-    if r.mode == "number" and phone.normalize(r.number, region) is None:
-        return ["[routing] number must be a valid phone number when mode = 'number'"]
-    return []
-
-
-def _side_channel_errors(s: Settings) -> list[str]:
-    errors: list[str] = []
-    if s.console.agents and len(s.console.secret_key) < 32:
-        errors.append("[console] secret_key must be at least 32 characters when agents exist")
-    for name in s.console.supervisors:
-        if name not in s.console.agents:
-            errors.append(f"[console] supervisors names {name!r}, who is not in [console.agents]")
-    for name, hashed in s.console.agents.items():
-        if ":" not in hashed or "$" not in hashed:
-            errors.append(f"[console.agents] {name} must be a password hash, not a password")
-    hook = s.screen_pop
-    if hook.webhook_url and not hook.webhook_url.startswith(("http://", "https://")):
-        errors.append("[screen_pop] webhook_url must start with http:// or https://")
-    if hook.webhook_url and len(hook.webhook_secret) < 16:
-        errors.append("[screen_pop] webhook_secret (16+ characters) is required with webhook_url")
-    if s.notify.sms_from and not (s.twilio.account_sid and s.twilio.auth_token):
-        errors.append("[notify] sms_from needs [twilio] account_sid and auth_token")
-    return errors
+        raise ConfigError("\n".join(f"config: {error}" for error in errors))

@@ -24,12 +24,36 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_example_config_loads_with_secrets_from_environment() -> None:
-    """config.example.toml documents a valid configuration once secrets are in the env."""
-    settings = config.load(PACKAGE_ROOT / "config.example.toml", env=SECRETS)
+    """config.example.toml documents a valid configuration once secrets and the real
+    workflow SID (instead of its placeholder) are in the env."""
+    env = {**SECRETS, "IVR_ROUTING_WORKFLOW_SID": "WW" + "0123456789abcdef" * 2}
+    settings = config.load(PACKAGE_ROOT / "config.example.toml", env=env)
     assert settings.twilio.auth_token == SECRETS["TWILIO_AUTH_TOKEN"]
     assert settings.pin_store.pepper == SECRETS["IVR_PIN_PEPPER"]
     assert settings.api.token == SECRETS["IVR_API_TOKEN"]
     assert settings.routing.mode == "enqueue"
+
+
+def test_example_placeholders_are_refused() -> None:
+    """config.example.toml's placeholder workflow SID, copied unchanged, is refused."""
+    with pytest.raises(ConfigError, match=r"\[routing\] workflow_sid must be WW and 32 hex"):
+        config.load(PACKAGE_ROOT / "config.example.toml", env=SECRETS)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    """A config with several mistakes (parse-level, then consistency) names each of them,
+    one line each."""
+    parse = write(tmp_path, '[pin]\nlength = "six"\n[redis]\nhost = "x"\n[nope]\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(parse, env={**SECRETS, "IVR_REDIS_URLL": "redis://x"})
+    lines = str(info.value).splitlines()
+    assert all(line.startswith("config: ") for line in lines)
+    for key in ("[pin] length", "[redis] host", "[nope]", "IVR_REDIS_URLL"):
+        assert sum(key in line for line in lines) == 1, lines
+    consistency = write(tmp_path, '[pin]\nlength = 3\n[routing]\nmode = "enqueue"\n')
+    with pytest.raises(ConfigError) as info:
+        config.load(consistency, env=SECRETS)
+    assert len(str(info.value).splitlines()) == 2, str(info.value)
 
 
 def test_example_config_documents_every_key() -> None:
@@ -99,6 +123,9 @@ def test_config_file_from_ivr_config_variable(tmp_path: Path) -> None:
         ("", {"IVR_API_TOKEN": "short"}, "[api] token"),
         ("", {"IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": "many"}, "[lockout] account_max_failures"),
         ("[pin\n", {}, "not valid TOML"),
+        ("", {"IVR_REDIS_URLL": "redis://x"}, "IVR_REDIS_URLL names no key of [redis]"),
+        ("", {"IVR_PIN_STORE_URLL": "x"}, "IVR_PIN_STORE_URLL names no key of [pin_store]"),
+        ('[twilio]\naccount_sid = "ACxxxxxxxx"\n', {}, "[twilio] account_sid"),
     ],
 )
 def test_bad_config_names_the_key(tmp_path: Path, toml: str, env: dict[str, str], key: str) -> None:

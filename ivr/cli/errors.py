@@ -40,7 +40,10 @@ def load_config(
     try:
         return config.load(path, overrides=overrides, web=web)
     except IVRError as exc:
-        fail(str(exc), status)
+        # A config lists each of its problems on a line of its own: one error line each.
+        for line in str(exc).splitlines()[:-1]:
+            click.echo(f"error: {' '.join(line.split())}", err=True)
+        fail(str(exc).splitlines()[-1] if str(exc) else type(exc).__name__, status)
 
 
 @contextmanager

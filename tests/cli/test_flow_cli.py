@@ -100,10 +100,13 @@ def test_graph_uses_the_configured_pin_length(tmp_path: Path) -> None:
 
 
 def test_graph_bad_format_and_bad_config_are_one_line(tmp_path: Path) -> None:
-    """An unknown format is a usage error; a broken config names its key."""
+    """An unknown format is a usage error; a broken config names each key that is
+    wrong, one error line each."""
     assert ivr("flow", "graph", "--format", "png").exit_code == 2
     conf = tmp_path / "bad.toml"
     conf.write_text("[pin]\nlength = 40\n")
     result = ivr("--config", str(conf), "flow", "check")
     assert result.exit_code == 2
-    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: config:")
+    lines = result.stderr.splitlines()
+    assert all(line.startswith("error: config: ") for line in lines), lines
+    assert any("[pin] length" in line for line in lines) and len(lines) > 1
