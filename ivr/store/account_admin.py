@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 from ivr.exceptions import AccountNotFound
 from ivr.store.hashing import PinHasher
-from ivr.store.pins import account_phones, accounts
+from ivr.store.pin_tables import account_phones, accounts
 from ivr.store.sql_engine import translate_errors
 
 _DETAILS = sa.select(

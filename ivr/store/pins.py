@@ -11,50 +11,27 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from ivr.exceptions import AccountNotFound, DependencyError
+from ivr.store.account_import import ImportReport, write_rows
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_queries import RawSelect
+from ivr.store.pin_tables import account_phones, accounts, metadata
 from ivr.store.sql_cancel import Canceller
 from ivr.store.sql_engine import create_all, create_engine, create_read_engine, translate_errors
 
-__all__ = ["Account", "PinStore", "create_engine", "metadata"]
+__all__ = [
+    "Account", "ImportReport", "PinStore", "account_phones", "accounts", "create_engine",
+    "metadata",
+]  # fmt: skip
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-metadata = sa.MetaData()
-
-accounts = sa.Table(
-    "accounts",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("customer_number", sa.String(12), nullable=False, unique=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("pin_key_id", sa.String(32)),
-    sa.Column("pin_hash", sa.String(64)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-account_phones = sa.Table(
-    "account_phones",
-    metadata,
-    sa.Column(
-        "account_id",
-        sa.Integer,
-        sa.ForeignKey("accounts.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    sa.Column("phone", sa.String(16), primary_key=True),
-    sa.Index("ix_account_phones_phone", "phone"),
-)
 
 # Built once at import. The per-webhook reads _BY_PHONE and _CREDENTIALS run as RawSelects
 # (compiled once per store); the rest go through SQLAlchemy and its compiled cache.
@@ -86,14 +63,6 @@ class Account:
 
     customer_number: str
     name: str
-
-
-@dataclass(frozen=True)
-class ImportReport:
-    """Outcome of :meth:`PinStore.upsert_many`."""
-
-    created: int
-    updated: int
 
 
 class PinStore:
@@ -211,21 +180,12 @@ class PinStore:
         if self._run(work) == 0:
             raise AccountNotFound(f"no account with customer number {customer_number}")
 
-    def upsert_many(self, rows: Sequence[ImportRow]) -> ImportReport:
-        """Create or update every row in one transaction; updated accounts get new phones."""
-
-        def work() -> ImportReport:
-            created = updated = 0
-            now = datetime.now(UTC)
-            with self._engine.begin() as conn:
-                for row in rows:
-                    if self._upsert_one(conn, row, now):
-                        created += 1
-                    else:
-                        updated += 1
-            return ImportReport(created=created, updated=updated)
-
-        return self._run(work)
+    def upsert_many(
+        self, rows: Sequence[ImportRow], progress: Callable[[int], None] = lambda done: None
+    ) -> ImportReport:
+        """Create or update every row (replacing its phones), in short transactions of a
+        chunk each (:mod:`ivr.store.account_import`); ``progress(done)`` after each."""
+        return self._run(lambda: write_rows(self._engine, self._hasher, rows, progress))
 
     def count(self) -> int:
         """Number of accounts."""
@@ -238,29 +198,6 @@ class PinStore:
             self._reads.dispose()
 
     # --- internals -----------------------------------------------------------------------
-
-    def _upsert_one(self, conn: sa.Connection, row: ImportRow, now: datetime) -> bool:
-        """Write one account and replace its phones; True when it was created."""
-        key_id, digest = self._hasher.make(row.customer_number, row.pin)
-        values = {"name": row.name, "pin_key_id": key_id, "pin_hash": digest, "updated_at": now}
-        account_id = conn.execute(_ID, {"number": row.customer_number}).scalar_one_or_none()
-        created = account_id is None
-        if account_id is None:
-            result = conn.execute(
-                accounts.insert().values(
-                    customer_number=row.customer_number, created_at=now, **values
-                )
-            )
-            (account_id,) = result.inserted_primary_key or (None,)
-        else:
-            conn.execute(accounts.update().where(accounts.c.id == account_id).values(**values))
-            conn.execute(account_phones.delete().where(account_phones.c.account_id == account_id))
-        if row.phones:
-            conn.execute(
-                account_phones.insert(),
-                [{"account_id": account_id, "phone": phone} for phone in row.phones],
-            )
-        return created
 
     def _rehash(self, customer_number: str, pin: str, old_key_id: str) -> None:
         """Rewrite a verified PIN's hash under the current pepper (best effort)."""
