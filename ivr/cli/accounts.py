@@ -37,6 +37,8 @@ def import_accounts(settings: Settings, file: Path) -> None:
         store = open_store(settings)
         try:
             report = store.upsert_many(rows)
+        except ImportRowError as exc:  # a new account without a name: nothing written
+            fail(f"{file} {exc}")
         finally:
             store.close()
     click.echo(

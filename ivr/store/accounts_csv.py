@@ -1,7 +1,11 @@
-"""Parse and validate an accounts CSV (``customer_number,name,phones,pin``).
+"""Parse and validate an accounts CSV: a header naming its columns, then one row each.
 
-The whole file is validated before anything is written, so an import is all or nothing.
-Error messages name the line and the problem but never echo the PIN cell.
+The header names the columns given: ``customer_number`` and any of ``name``, ``phones``
+(separated by ``;``) and ``pin``, in any order. A column left out, or an empty cell,
+leaves that field of an existing account unchanged; :data:`CLEAR` (``-``) in ``phones``
+or ``pin`` removes the phones or the PIN. A new account needs a name (checked against
+the store before anything is written). The whole file is validated before anything is
+written. Error messages name the line and the problem but never echo the PIN cell.
 """
 
 from __future__ import annotations
@@ -17,6 +21,8 @@ from ivr.exceptions import ImportRowError
 from ivr.pin_policy import PinPolicy
 
 HEADER = ("customer_number", "name", "phones", "pin")
+# In phones or pin: remove them (an empty cell keeps what the account has).
+CLEAR = "-"
 MAX_NAME_CHARS = 200
 # Customer numbers are typed on a keypad, so: ASCII digits only, at most 12 of them.
 _CUSTOMER_NUMBER = re.compile(r"[0-9]{1,12}")
@@ -25,13 +31,14 @@ _MIN_REDACTED_PIN = 4
 
 @dataclass(frozen=True)
 class ImportRow:
-    """One validated account from the file; ``line`` is where its record starts."""
+    """One validated account from the file; ``line`` is where its record starts. None
+    leaves a field unchanged; ``()`` phones and ``""`` pin remove them."""
 
     line: int
     customer_number: str
-    name: str
-    phones: tuple[str, ...]
-    pin: str = field(repr=False)
+    name: str | None
+    phones: tuple[str, ...] | None
+    pin: str | None = field(repr=False)
 
 
 def parse_accounts(
@@ -41,15 +48,15 @@ def parse_accounts(
     raises ImportRowError."""
     records = _records(stream)
     first = next(records, None)
-    if first is None or _clean_header(first[1]) != HEADER:
-        raise ImportRowError(1, f"header must be exactly {','.join(HEADER)}")
+    columns = _columns(first[1] if first is not None else [])
     rows: list[ImportRow] = []
     first_seen: dict[str, int] = {}
     for line, cells in records:
-        row = _parse_row(line, cells, policy, default_region)
+        row = _parse_row(line, cells, columns, policy, default_region)
         if row.customer_number in first_seen:
             where = first_seen[row.customer_number]
-            _fail(line, f"customer_number {row.customer_number} already on line {where}", row.pin)
+            _fail(line, f"customer_number {row.customer_number} already on line {where}",
+                  row.pin or "")  # fmt: skip
         first_seen[row.customer_number] = line
         rows.append(row)
     return rows
@@ -81,20 +88,41 @@ def _clean_header(cells: list[str]) -> tuple[str, ...]:
     return tuple(cell.strip().lstrip("\ufeff").strip() for cell in cells)
 
 
-def _parse_row(line: int, cells: list[str], policy: PinPolicy, region: str) -> ImportRow:
-    if len(cells) != len(HEADER):
-        raise ImportRowError(line, f"expected {len(HEADER)} fields, got {len(cells)}")
-    number, name, phones_cell, pin = (cell.strip() for cell in cells)
+def _columns(cells: list[str]) -> tuple[str, ...]:
+    """The header's columns: customer_number and any of the others, each once."""
+    names = _clean_header(cells)
+    wrong = [name for name in names if name not in HEADER]
+    if not names or "customer_number" not in names or wrong or len(set(names)) != len(names):
+        raise ImportRowError(1, f"header must name customer_number and any of name, phones, "
+                                f"pin, each once (got {','.join(names) or 'nothing'})")  # fmt: skip
+    return names
+
+
+def _parse_row(
+    line: int, cells: list[str], columns: tuple[str, ...], policy: PinPolicy, region: str
+) -> ImportRow:
+    if len(cells) != len(columns):
+        raise ImportRowError(line, f"expected {len(columns)} fields, got {len(cells)}")
+    given = dict(zip(columns, (cell.strip() for cell in cells), strict=True))
+    number, name = given["customer_number"], given.get("name") or None
+    pin_cell, phones_cell = given.get("pin", ""), given.get("phones", "")
     if not _CUSTOMER_NUMBER.fullmatch(number):
-        _fail(line, "customer_number must be 1 to 12 digits (0-9)", pin)
-    if not name:
-        _fail(line, "name is empty", pin)
-    if len(name) > MAX_NAME_CHARS:
-        _fail(line, f"name is longer than {MAX_NAME_CHARS} characters", pin)
-    weak = policy.problem(pin)
-    if weak is not None:
-        _fail(line, weak, pin)
-    phones = _parse_phones(line, phones_cell, region, pin)
+        _fail(line, "customer_number must be 1 to 12 digits (0-9)", pin_cell)
+    if name is not None and len(name) > MAX_NAME_CHARS:
+        _fail(line, f"name is longer than {MAX_NAME_CHARS} characters", pin_cell)
+    pin: str | None = None  # unchanged
+    if pin_cell == CLEAR:
+        pin = ""
+    elif pin_cell:
+        weak = policy.problem(pin_cell)
+        if weak is not None:
+            _fail(line, weak, pin_cell)
+        pin = pin_cell
+    phones: tuple[str, ...] | None = None  # unchanged
+    if phones_cell == CLEAR:
+        phones = ()
+    elif phones_cell:
+        phones = _parse_phones(line, phones_cell, region, pin_cell)
     return ImportRow(line=line, customer_number=number, name=name, phones=phones, pin=pin)
 
 

@@ -41,7 +41,7 @@ def test_good_file() -> None:
     assert [r.customer_number for r in rows] == ["1001", "1002", "1003"]
     assert rows[0].phones == ("+4915112345678", "+4930123456")
     assert rows[0].line == 2 and rows[1].line == 4
-    assert rows[1].name == "Muster, Max" and rows[1].phones == ()
+    assert rows[1].name == "Muster, Max" and rows[1].phones is None  # empty: unchanged
     assert rows[2].phones == ("+4915112345678",)  # duplicates in one row collapse
     assert rows[2].pin == "000000"
 
@@ -70,7 +70,13 @@ def test_byte_order_mark_and_padded_header_accepted() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "customer_number,name,pin,phones\n", "number,name,phones,pin\n1,A,,123456\n"],
+    [
+        "",
+        "customer_number,name,pin,pin\n",
+        "number,name,phones,pin\n1,A,,123456\n",
+        "name,pin\nA,739201\n",
+        "customer_number,email\n1,a@b\n",
+    ],
 )
 def test_wrong_header_is_line_1(text: str) -> None:
     """A missing or different header is reported on line 1."""
@@ -85,13 +91,11 @@ def test_wrong_header_is_line_1(text: str) -> None:
         (f",Erika,,{SECRET_PIN}", "customer_number"),
         (f"1234567890123,Erika,,{SECRET_PIN}", "customer_number"),
         (f"１２３,Erika,,{SECRET_PIN}", "customer_number"),  # full-width digits
-        (f"1234, ,,{SECRET_PIN}", "name"),
         (f"1234,{'x' * 201},,{SECRET_PIN}", "name"),
         (f"1234,Erika,0151 12345678;12,{SECRET_PIN}", "phone 2"),
         ("1234,Erika,,12345", "pin"),
         ("1234,Erika,,1234567", "pin"),
         ("1234,Erika,,12345a", "pin"),
-        ("1234,Erika,,", "pin"),
         (f"1234,Erika,{SECRET_PIN}", "fields"),
         (f"1234,Erika,,{SECRET_PIN},extra", "fields"),
     ],
@@ -151,3 +155,17 @@ def test_a_weak_pin_is_refused_naming_line_and_rule(pin: str, rule: str) -> None
         parse_accounts(io.StringIO(text), policy=PinPolicy(6), default_region="DE")
     assert info.value.line == 3 and f"rule: {rule}" in str(info.value)
     assert pin not in str(info.value)
+
+
+def test_columns_in_any_order_and_only_some() -> None:
+    """The header names the columns given, in any order; absent columns are unchanged."""
+    rows = parse("pin,customer_number\n739201,1001\n")
+    assert (rows[0].customer_number, rows[0].name, rows[0].phones) == ("1001", None, None)
+    assert rows[0].pin == "739201"
+
+
+def test_empty_cells_keep_and_the_marker_clears() -> None:
+    """An empty cell leaves a field unchanged; "-" removes the phones or the PIN."""
+    keep, clear = parse(HEADER + "1001,,,\n1002,Max,-,-\n")
+    assert (keep.name, keep.phones, keep.pin) == (None, None, None)
+    assert (clear.name, clear.phones, clear.pin) == ("Max", (), "")
