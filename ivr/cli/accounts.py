@@ -19,7 +19,12 @@ from ivr.config import Settings
 from ivr.exceptions import AccountNotFound, ImportRowError
 from ivr.pin_policy import generate as generate_pin
 from ivr.store.account_admin import AccountAdmin
-from ivr.store.accounts_csv import ImportRow, parse_accounts
+from ivr.store.account_import import ImportReport
+from ivr.store.accounts_csv import ImportRow, ParsedFile, read_accounts
+from ivr.store.pins import PinStore
+
+# Bad rows listed one per line, up to this many; the rest are counted.
+MAX_REPORTED = 50
 
 
 @click.group("accounts")
@@ -29,14 +34,23 @@ def accounts() -> None:
 
 @accounts.command("import")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--skip-invalid",
+    is_flag=True,
+    help="Import the valid rows and report the bad ones (default: write nothing).",
+)
 @pass_settings
-def import_accounts(settings: Settings, file: Path) -> None:
-    """Create or update the accounts in FILE (customer_number,name,phones,pin)."""
-    rows = _read_rows(settings, file)
+def import_accounts(settings: Settings, file: Path, skip_invalid: bool) -> None:
+    """Create or update the accounts in FILE (customer_number and any of name, phones,
+    pin). Every bad row is reported (line and reason, never the PIN); nothing is
+    written unless --skip-invalid."""
+    parsed = _read_rows(settings, file)
+    _report_bad_rows(file, parsed.errors, fatal=not skip_invalid)
+    rows = parsed.rows
     with one_line_errors():
         store = open_store(settings)
         try:
-            report = store.upsert_many(rows)
+            report = _write_with_progress(store, rows)
         except ImportRowError as exc:  # a new account without a name: nothing written
             fail(f"{file} {exc}")
         finally:
@@ -135,12 +149,38 @@ def unlock_account(settings: Settings, customer_number: str) -> None:
         click.echo(f"unlocked caller {number} (a phone of the account)")
 
 
-def _read_rows(settings: Settings, file: Path) -> list[ImportRow]:
+def _write_with_progress(store: PinStore, rows: list[ImportRow]) -> ImportReport:
+    """Write ``rows``, with a progress bar (rows, ETA) on stderr when it is a terminal;
+    quiet when piped or logged."""
+    if not sys.stderr.isatty():
+        return store.upsert_many(rows)
+    with click.progressbar(length=len(rows), label="importing", file=sys.stderr, show_pos=True,
+                           show_eta=True) as bar:  # fmt: skip
+        return store.upsert_many(rows, progress=lambda done: bar.update(done - bar.pos))
+
+
+def _report_bad_rows(file: Path, errors: list[ImportRowError], *, fatal: bool) -> None:
+    """One line per bad row (at most MAX_REPORTED, then a count); exit 1 when ``fatal``."""
+    if not errors:
+        return
+    if fatal and len(errors) == 1:
+        fail(f"{file} {errors[0]}")  # "FILE line 7: ..."
+    prefix = "error" if fatal else "skipped"
+    for exc in errors[:MAX_REPORTED]:
+        click.echo(f"{prefix}: {file} {exc}", err=True)
+    if len(errors) > MAX_REPORTED:
+        click.echo(f"{prefix}: … and {len(errors) - MAX_REPORTED} more bad rows", err=True)
+    if fatal:
+        fail(f"{file}: {len(errors)} bad row(s), nothing imported (--skip-invalid imports "
+             "the others)")  # fmt: skip
+
+
+def _read_rows(settings: Settings, file: Path) -> ParsedFile:
     """Every row of ``file``, validated, before anything touches the database."""
     # utf-8-sig: files saved by spreadsheet programs often start with a byte-order mark.
     try:
         with file.open(encoding="utf-8-sig", newline="") as stream:
-            return parse_accounts(
+            return read_accounts(
                 stream,
                 policy=settings.pin_policy(),
                 default_region=settings.server.default_region,

@@ -41,25 +41,46 @@ class ImportRow:
     pin: str | None = field(repr=False)
 
 
-def parse_accounts(
-    stream: TextIO, *, policy: PinPolicy, default_region: str = "DE"
-) -> list[ImportRow]:
-    """Every row of ``stream``, validated (PINs against ``policy``); the first bad row
-    raises ImportRowError."""
+@dataclass(frozen=True)
+class ParsedFile:
+    """The valid rows of a file and an error for each bad one, in file order."""
+
+    rows: list[ImportRow]
+    errors: list[ImportRowError]
+
+
+def read_accounts(stream: TextIO, *, policy: PinPolicy, default_region: str = "DE") -> ParsedFile:
+    """Every row of ``stream``, validated (PINs against ``policy``): the good ones and an
+    error for each bad one. A bad header or broken CSV raises ImportRowError (nothing
+    after it can be read reliably)."""
     records = _records(stream)
     first = next(records, None)
     columns = _columns(first[1] if first is not None else [])
-    rows: list[ImportRow] = []
+    parsed = ParsedFile([], [])
     first_seen: dict[str, int] = {}
     for line, cells in records:
-        row = _parse_row(line, cells, columns, policy, default_region)
-        if row.customer_number in first_seen:
-            where = first_seen[row.customer_number]
-            _fail(line, f"customer_number {row.customer_number} already on line {where}",
-                  row.pin or "")  # fmt: skip
+        try:
+            row = _parse_row(line, cells, columns, policy, default_region)
+            if row.customer_number in first_seen:
+                where = first_seen[row.customer_number]
+                _fail(line, f"customer_number {row.customer_number} already on line {where}",
+                      row.pin or "")  # fmt: skip
+        except ImportRowError as exc:
+            parsed.errors.append(exc)
+            continue
         first_seen[row.customer_number] = line
-        rows.append(row)
-    return rows
+        parsed.rows.append(row)
+    return parsed
+
+
+def parse_accounts(
+    stream: TextIO, *, policy: PinPolicy, default_region: str = "DE"
+) -> list[ImportRow]:
+    """Every row of ``stream``, validated; the first bad row raises ImportRowError."""
+    parsed = read_accounts(stream, policy=policy, default_region=default_region)
+    if parsed.errors:
+        raise parsed.errors[0]
+    return parsed.rows
 
 
 def _records(stream: TextIO) -> Iterator[tuple[int, list[str]]]:
