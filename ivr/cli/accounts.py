@@ -8,6 +8,8 @@ operators script these commands, so there are no tracebacks and no partial impor
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -65,12 +67,8 @@ def import_accounts(settings: Settings, file: Path, skip_invalid: bool) -> None:
 @pass_settings
 def show_account(settings: Settings, customer_number: str) -> None:
     """Show the account CUSTOMER_NUMBER: name, phones, whether a PIN is set (never the PIN)."""
-    with one_line_errors():
-        store = open_store(settings)
-        try:
-            found = AccountAdmin(store.engine, store.hasher).details(customer_number)
-        finally:
-            store.close()
+    with one_line_errors(), _admin(settings) as admin:
+        found = admin.details(customer_number)
     click.echo(f"customer_number  {found.customer_number}")
     click.echo(f"name             {found.name}")
     click.echo(f"phones           {', '.join(found.phones) or '-'}")
@@ -99,12 +97,8 @@ def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin
     problem = policy.problem(pin)
     if problem is not None:
         fail(problem)  # names the rule, never the PIN
-    with one_line_errors():
-        store = open_store(settings)
-        try:
-            AccountAdmin(store.engine, store.hasher).set_pin(customer_number, pin)
-        finally:
-            store.close()
+    with one_line_errors(), _admin(settings) as admin:
+        admin.set_pin(customer_number, pin)
     click.echo(f"set the PIN of account {customer_number}")
     if generate:
         click.echo(f"new PIN: {pin}  (shown once; it is stored only as a keyed hash)")
@@ -147,6 +141,16 @@ def unlock_account(settings: Settings, customer_number: str) -> None:
         click.echo(f"account {customer_number} had no lockout or failed attempts")
     for number in callers:
         click.echo(f"unlocked caller {number} (a phone of the account)")
+
+
+@contextmanager
+def _admin(settings: Settings) -> Iterator[AccountAdmin]:
+    """Single-account operations on the PIN store of ``settings``, closed afterwards."""
+    store = open_store(settings)
+    try:
+        yield AccountAdmin(store.engine, store.hasher)
+    finally:
+        store.close()
 
 
 def _write_with_progress(store: PinStore, rows: list[ImportRow]) -> ImportReport:

@@ -95,12 +95,14 @@ def _answer(work: Callable[[Deadline], tuple[Action, ...]]) -> Response:
     """Run ``work`` under the webhook deadline (in a pool thread: it must not touch the
     request) and render its actions; late or failed, the caller is handed over."""
     services = _services()
-    call_sid, caller, language = _call_sid(), _caller(services), _language(services)
 
     def handed_over() -> tuple[Action, ...]:
+        # Runs in this (the request's) thread, and only when the work did not answer:
+        # the caller's number is parsed here, not on every webhook.
         return engine.unavailable(
-            services.flow, None, call_sid=call_sid, caller=caller, language=language
-        ).actions
+            services.flow, None, call_sid=_call_sid(), caller=_caller(services),
+            language=_language(services),
+        ).actions  # fmt: skip
 
     try:
         actions = services.runner.run(work, late=handed_over)
