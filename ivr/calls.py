@@ -16,7 +16,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 
@@ -27,6 +27,7 @@ from ivr.flow.actions import Action
 from ivr.flow.model import Flow
 from ivr.flow.state import CallStarted, CallState, Digits, Step
 from ivr.observers import Observers, PinAttempt
+from ivr.resave import Resaver
 from ivr.store.audit import AttemptRow, AuditStore
 from ivr.store.audit_journal import AuditJournal
 from ivr.store.calls import CallStore
@@ -69,6 +70,8 @@ class CallService:
     observers: Observers = Observers()
     clock: Clock = utc_now
     save_reserve_s: float = SAVE_RESERVE_S
+    # Saves what callers were told when their step's own save failed, once Redis answers.
+    resaver: Resaver = field(default_factory=Resaver)
 
     @cached_property
     def turns(self) -> TurnRunner:
@@ -205,6 +208,7 @@ class CallService:
             saved = self.calls.save(new, loaded.seq, turn.writes)
         except DependencyError as exc:
             self._attempted(turn, [attempt for attempt, _ in turn.attempts])
+            self.resaver.add(new.call_sid, lambda: self._resave(loaded, request))
             return self._unavailable(new.call_sid, new.caller, new.language, exc)
         # Judged and journalled, whether the save won or not.
         self._attempted(turn, [a for a, at in turn.attempts if saved.writes[at] is None])
@@ -214,6 +218,32 @@ class CallService:
         self._log(new, loaded.node)
         self.observers.call_changed(new, loaded, saved.status)
         return turn.step.actions
+
+    def _resave(self, loaded: CallState, request: str) -> None:
+        """Store what the caller was told when this step's save failed: routed as
+        unavailable from ``loaded``. Raises DependencyError while Redis does not answer."""
+        told = engine.unavailable(
+            self.flow, loaded, call_sid=loaded.call_sid, caller=loaded.caller,
+            language=loaded.language,
+        ).state.evolve(answered=request, seq=loaded.seq + 1)  # fmt: skip
+        base = loaded
+        saved = self.calls.save(told, base.seq)
+        if not saved.written:
+            # The failed save may have landed with only its reply lost: then the stored
+            # state is this step's own, which the caller never heard; replace it.
+            stored = self.calls.load(loaded.call_sid)
+            if stored is None or stored.answered != request or stored.seq != told.seq:
+                return  # the call moved on or expired: nothing the caller heard is lost
+            if stored.reason is told.reason:
+                return
+            base, told = stored, told.evolve(seq=stored.seq + 1)
+            saved = self.calls.save(told, base.seq)
+            if not saved.written:
+                return
+        log.info("call=%s saved late as the caller heard it: routed unavailable",
+                 told.call_sid)  # fmt: skip
+        self._log(told, base.node)
+        self.observers.call_changed(told, base, saved.status)
 
     def _late(self, call_sid: str, where: str) -> tuple[Action, ...]:
         """Work that starts after its deadline: the caller has been answered already."""

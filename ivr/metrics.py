@@ -83,6 +83,12 @@ class Metrics:
             "Voice webhooks answered at their deadline without their work (routed unavailable).",
             registry=self.registry,
         )  # fmt: skip
+        self.resaves_dropped = Counter(
+            "ivr_deferred_saves_dropped",
+            "Routed calls whose state could not be saved before Redis returned (shown as "
+            "in IVR until they expire).",
+            registry=self.registry,
+        )  # fmt: skip
         self.webhook_seconds = Histogram(
             "ivr_webhook_duration_seconds", "Time to answer a Twilio voice webhook.",
             ["endpoint"], buckets=WEBHOOK_BUCKETS, registry=self.registry,

@@ -21,6 +21,7 @@ from ivr.flow.model import Flow, load_flow
 from ivr.jobs import JobEnqueuer, JobQueues
 from ivr.metrics import Metrics, MetricsObserver
 from ivr.observers import CallObserver, Observers
+from ivr.resave import Resaver
 from ivr.startup import Deferred
 from ivr.store.audit import AuditStore
 from ivr.store.audit_journal import AuditJournal
@@ -59,6 +60,7 @@ class Services:
         """Release pooled connections."""
         self.startup.close()
         self.runner.close()
+        self.calls.resaver.close()
         _close(self.queue, self.link, self.pins)
 
 
@@ -98,6 +100,8 @@ def build(settings: Settings, *, tolerate_outage: bool = False) -> Services:
         flow=flow, calls=CallStore(link, keys, settings.redis.call_ttl_s), pins=pins,
         gate=PinGate(lockout, pins, hasher), journal=journal, audit=audit, observers=observers,
         save_reserve_s=save_reserve(settings),
+        resaver=Resaver(give_up_s=settings.redis.call_ttl_s,
+                        on_dropped=metrics.resaves_dropped.inc),
     )  # fmt: skip
     runner = WebhookRunner(settings.server.webhook_deadline_s, pins.canceller,
                            on_late=metrics.late_webhooks.inc)  # fmt: skip

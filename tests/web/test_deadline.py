@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 import time
 from collections.abc import Callable
@@ -14,6 +13,7 @@ from flask.testing import FlaskClient
 from ivr.config import Settings
 from ivr.services import Services
 from tests.conftest import ACCOUNTS, API_TOKEN, SINGLE_OWNER
+from tests.sqlite_lock import locked
 from tests.twilio_phone import Call, parse_task
 
 Phone = Callable[..., Call]
@@ -21,14 +21,6 @@ PIN = ACCOUNTS[0][3]
 DEADLINE_S = 1.0
 # [pin_store] timeout_s: SQLite would wait this long for a lock on its own.
 SLOW = {"server": {"webhook_deadline_s": DEADLINE_S}, "pin_store": {"timeout_s": 10.0}}
-
-
-def locked(settings: Settings) -> sqlite3.Connection:
-    """Another process's connection holding the PIN store's exclusive lock."""
-    holder = sqlite3.connect(settings.pin_store.url.removeprefix("sqlite:///"),
-                             isolation_level=None, check_same_thread=False)  # fmt: skip
-    holder.execute("BEGIN EXCLUSIVE")
-    return holder
 
 
 def screen_pop(client: FlaskClient, call: Call) -> dict[str, Any]:

@@ -5,6 +5,7 @@ These tests own their Redis server so they can stop it or freeze it mid-call.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -13,9 +14,12 @@ import pytest
 import redis
 from flask.testing import FlaskClient
 
+from ivr.config import Settings
+from ivr.flow.actions import Reason
 from ivr.services import Services
 from tests.conftest import ACCOUNTS, SINGLE_OWNER
 from tests.redis_server import RedisProcess
+from tests.sqlite_lock import locked
 from tests.twilio_phone import Call, Twiml, parse_task
 
 Phone = Callable[..., Call]
@@ -77,6 +81,61 @@ def test_redis_hung_mid_call_answers_fast(phone: Phone, own_redis: RedisProcess)
         assert_unavailable(timed(lambda: call.press(PIN_ANNA)))
     finally:
         own_redis.resume()
+
+
+def frozen(server: RedisProcess, client: redis.Redis) -> Callable[[], None]:
+    """Freeze Redis (SIGSTOP: it runs what it received once it wakes); returns the thaw."""
+    server.pause()
+    return server.resume
+
+
+def full(server: RedisProcess, client: redis.Redis) -> Callable[[], None]:
+    """Fill Redis (maxmemory below its use, noeviction: every write refused); returns the
+    fix."""
+    client.config_set("maxmemory", 1)
+
+    def fix() -> None:
+        client.config_set("maxmemory", 0)
+
+    return fix
+
+
+@pytest.mark.parametrize("overrides", [{"pin_store": {"timeout_s": 10.0}}])
+@pytest.mark.parametrize("fault", [frozen, full])
+def test_a_step_whose_save_fails_is_saved_once_redis_answers(
+    phone: Phone,
+    own_redis: RedisProcess,
+    redis_client: redis.Redis,
+    services: Services,
+    settings: Settings,
+    fault: Callable[[RedisProcess, redis.Redis], Callable[[], None]],
+) -> None:
+    """A PIN step whose save fails (Redis frozen, or full) routes the caller as
+    unavailable, and within 2.5 s of Redis taking writes again the call is stored as the
+    caller heard it: not left "in IVR" (the full Redis refused the save), nor "verified"
+    (the frozen Redis ran the stalled save on waking)."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk("1")
+    holder = locked(settings)  # the PIN check waits here, after the lockout count
+    undo: list[Callable[[], None]] = []
+
+    def fault_then_release() -> None:
+        undo.append(fault(own_redis, redis_client))
+        holder.execute("ROLLBACK")
+        holder.close()
+
+    threading.Timer(0.3, fault_then_release).start()
+    try:
+        assert_unavailable(call.press(PIN_ANNA))
+    finally:
+        undo[0]()
+    until = time.monotonic() + 2.5
+    stored = services.calls.calls.load(call.call_sid)
+    while stored is None or stored.reason is not Reason.UNAVAILABLE:
+        assert time.monotonic() < until, f"still stored as {stored}"
+        time.sleep(0.1)
+        stored = services.calls.calls.load(call.call_sid)
+    assert (stored.routed, stored.identified) == (True, False)
 
 
 def test_redis_down_at_call_start(phone: Phone, own_redis: RedisProcess) -> None:
