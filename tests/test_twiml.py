@@ -9,8 +9,11 @@ import pytest
 from twilio.twiml.voice_response import VoiceResponse
 
 from ivr import twiml
-from ivr.config import RoutingSettings
+from ivr.config import PACKAGE_ROOT, RoutingSettings
+from ivr.flow import engine
 from ivr.flow.actions import Action, Gather, Hangup, Pause, Reason, Route, Say, ScreenPop
+from ivr.flow.model import load_flow
+from ivr.flow.state import CallStarted, Digits
 
 POP = ScreenPop(
     call_sid="CA" + "a" * 32,
@@ -156,3 +159,46 @@ def test_templated_enqueue_equals_the_helper_library(name: str) -> None:
     assert twiml.Renderer(ENQUEUE).render([Route(pop)]) == str(response)
     task = ET.fromstring(str(response)).find("Enqueue/Task")
     assert task is not None and json.loads(task.text or "")["name"] == name
+
+
+DE = 'language="de-DE" voice="Polly.Vicki-Neural"'
+EN = 'language="en-US" voice="Polly.Joanna-Neural"'
+
+
+@pytest.mark.parametrize(
+    ("presses", "expected"),
+    [
+        (
+            [],
+            '<Response><Gather action="/voice/step?node=menu&amp;n=1&amp;lang=de-DE" '
+            'actionOnEmptyResult="true" finishOnKey="" input="dtmf" method="POST" '
+            f'numDigits="1" timeout="6"><Say {DE}>Herzlich willkommen bei unserem '
+            f"Kundenservice.</Say><Say {DE}>Für Zahlungen, Rechnungen oder Kontodaten drücken "
+            "Sie die 1. Für Vertragsdaten drücken Sie die 2. Für eine Kündigung oder eine "
+            "Datenauskunft drücken Sie die 3. Für alle anderen Anliegen drücken Sie die 0."
+            f"</Say><Say {EN}>For English, please press 9.</Say><Say {DE}>Um dieses Menü zu "
+            "wiederholen, drücken Sie die Sterntaste.</Say></Gather>"
+            '<Redirect method="POST">/voice/step?node=menu&amp;n=1&amp;lang=de-DE</Redirect>'
+            "</Response>",
+        ),
+        (
+            ["9"],
+            '<Response><Gather action="/voice/step?node=menu&amp;n=2&amp;lang=en-US" '
+            'actionOnEmptyResult="true" finishOnKey="" input="dtmf" method="POST" '
+            f'numDigits="1" timeout="6"><Say {EN}>For payments, invoices or account data, '
+            "press 1. For contract details, press 2. For cancellations or data requests, "
+            f"press 3. For anything else, press 0.</Say><Say {DE}>Für Deutsch drücken Sie "
+            f"bitte die 9.</Say><Say {EN}>To hear this menu again, press the star key.</Say>"
+            '</Gather><Redirect method="POST">/voice/step?node=menu&amp;n=2&amp;lang=en-US'
+            "</Redirect></Response>",
+        ),
+    ],
+    ids=["german menu", "english menu"],
+)
+def test_menu_offers_the_other_language_in_that_voice(presses: list[str], expected: str) -> None:
+    """The shipped menus speak the offer of the other language in that language's voice."""
+    flow = load_flow(PACKAGE_ROOT / "flows" / "service_pin.toml", pin_length=6, attempts_per_call=3)
+    step = engine.advance(flow, None, CallStarted(POP.call_sid, POP.caller, "2026-11-25T12:00:00Z"))
+    for key in presses:
+        step = engine.advance(flow, step.state, Digits(step.state.node, step.state.seq, key))
+    assert canonical(twiml.render(step.actions, ENQUEUE)) == canonical(expected)

@@ -85,16 +85,19 @@ def check_edge(
 
 
 def check_languages(nodes: Mapping[str, Node], languages: list[str], out: list[str]) -> None:
-    """Check that every menu key switching language switches to a declared one."""
+    """Check that every menu key switching language switches from and to declared ones."""
+    if not languages:
+        return  # reported already
     for node in nodes.values():
         if not isinstance(node, MenuNode):
             continue
         for digit, key in node.keys.items():
-            if key.language is not None and languages and key.language not in languages:
-                out.append(
-                    f"node '{node.name}' key '{digit}' switches to undeclared "
-                    f"language '{key.language}'"
-                )
+            at = f"node '{node.name}' key '{digit}' switches"
+            for source, target in key.switches():
+                if source is not None and source not in languages:
+                    out.append(f"{at} from undeclared language '{source}'")
+                if target not in languages:
+                    out.append(f"{at} to undeclared language '{target}'")
 
 
 def prompt_refs(node: Node) -> Iterator[tuple[str, str | None]]:

@@ -122,7 +122,7 @@ def _menu(flow: Flow, state: CallState, node: MenuNode, digits: str | None) -> S
     key = node.keys.get(digits or "")
     if key is None:
         return _reprompt(flow, state, node, digits)
-    language = key.language or state.language
+    language = key.language_after(state.language)
     return _enter(flow, state.evolve(topic=key.topic or state.topic, language=language), key.goto)
 
 

@@ -14,7 +14,7 @@ from enum import Enum
 
 from ivr.flow.actions import Reason
 from ivr.flow.model import Flow
-from ivr.flow.nodes import CallerLookupNode, CustomerNumberNode, MenuNode, Node, PinNode
+from ivr.flow.nodes import CallerLookupNode, CustomerNumberNode, MenuKey, MenuNode, Node, PinNode
 
 
 class Kind(str, Enum):
@@ -93,7 +93,7 @@ def _edges(flow: Flow, node: Node, tries: int) -> list[tuple[str, str, bool]]:
     """(target, label, implied) of every way out of ``node``."""
     silence = (flow.no_input, f"no input / invalid x{tries}", True)
     if isinstance(node, MenuNode):
-        out = [(key.goto, _key_label(node.name, digit, key.goto, key.topic, key.language), False)
+        out = [(key.goto, _key_label(node.name, digit, key), False)
                for digit, key in node.keys.items()]  # fmt: skip
         return [*out, silence]
     if isinstance(node, CallerLookupNode):
@@ -109,10 +109,12 @@ def _edges(flow: Flow, node: Node, tries: int) -> list[tuple[str, str, bool]]:
     return []
 
 
-def _key_label(name: str, digit: str, goto: str, topic: str | None, lang: str | None) -> str:
-    if topic or lang:
-        return f"{digit} {topic or lang}"
-    return f"{digit} repeat" if goto == name else digit
+def _key_label(name: str, digit: str, key: MenuKey) -> str:
+    # A switch both ways reads "de-DE→en-US / en-US→de-DE"; a plain one just "en-US".
+    switches = " / ".join(f"{a}→{b}" if a else b for a, b in key.switches())
+    if key.topic or switches:
+        return f"{digit} {key.topic or switches}"
+    return f"{digit} repeat" if key.goto == name else digit
 
 
 def _merge(edges: list[GraphEdge]) -> tuple[GraphEdge, ...]:

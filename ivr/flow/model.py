@@ -102,10 +102,15 @@ class Flow:
     gather_timeout_s: int = 6
 
     def says(self, language: str, keys: Sequence[str | None]) -> tuple[Say, ...]:
-        """The prompts ``keys`` (None skipped) as Say actions in ``language``."""
-        lang = language if language in self.prompts else self.default_language
-        voice = self.voices.get(lang)
-        return tuple(Say(self.prompts[lang][k], lang, voice) for k in keys if k is not None)
+        """The prompts ``keys`` (None skipped) in ``language``: one Say per part, each in
+        its part's language and that language's voice."""
+        texts = self.prompts.get(language) or self.prompts[self.default_language]
+        return tuple(
+            Say(part.text, part.language, self.voices.get(part.language))
+            for key in keys
+            if key is not None
+            for part in texts[key]
+        )
 
 
 def load_flow(path: Path, *, pin_length: int, attempts_per_call: int) -> Flow:
@@ -284,7 +289,20 @@ def _menu_keys(raw: Any, where: str, out: list[str]) -> Mapping[str, MenuKey] | 
         for field in sorted(spec.keys() - {"goto", "topic", "language"}):
             out.append(f"{at} has unknown field '{field}'")
         goto = _string(spec, "goto", at, out)
-        opt = {f: _string(spec, f, at, out) for f in ("topic", "language") if f in spec}
+        topic = _string(spec, "topic", at, out) if "topic" in spec else None
+        language = _switch(spec, at, out) if "language" in spec else None
         if goto is not None:
-            keys[digit] = MenuKey(goto, opt.get("topic"), opt.get("language"))
+            keys[digit] = MenuKey(goto, topic, language)
     return MappingProxyType(keys)
+
+
+def _switch(spec: Mapping[str, Any], at: str, out: list[str]) -> str | Mapping[str, str] | None:
+    """A key's ``language``: one to switch to, or a table of caller's language -> next."""
+    value = spec["language"]
+    if isinstance(value, Mapping):
+        if value and all(isinstance(v, str) and v for v in (*value, *value.values())):
+            return MappingProxyType(dict(value))
+        out.append(f"{at} field 'language' must be a language or a non-empty table of "
+                   '"from" = "to" languages')  # fmt: skip
+        return None
+    return _string(spec, "language", at, out)

@@ -23,11 +23,28 @@ __all__ = [
 
 @dataclass(frozen=True)
 class MenuKey:
-    """One key of a menu: go to ``goto``, maybe setting the topic or switching language."""
+    """One key of a menu: go to ``goto``, maybe setting the topic or switching language.
+
+    ``language`` is the language to switch to, or a table from the caller's language to
+    the next one, so one key can switch both ways ("For English, press 9" and "Für
+    Deutsch, drücken Sie die 9" in the English menu).
+    """
 
     goto: str
     topic: str | None = None
-    language: str | None = None
+    language: str | Mapping[str, str] | None = None
+
+    def language_after(self, current: str) -> str:
+        """The caller's language once this key was pressed in ``current``."""
+        if self.language is None or isinstance(self.language, str):
+            return self.language or current
+        return self.language.get(current, current)
+
+    def switches(self) -> tuple[tuple[str | None, str], ...]:
+        """(from, to) of each language switch; ``from`` None: whatever the caller's is."""
+        if self.language is None or isinstance(self.language, str):
+            return ((None, self.language),) if self.language else ()
+        return tuple(self.language.items())
 
 
 @dataclass(frozen=True)

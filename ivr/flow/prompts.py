@@ -1,22 +1,35 @@
 """What a flow says: prompt tables and voices, checked and pre-rendered at load time.
 
-``[prompts."de-DE"]`` maps prompt keys to texts. Texts may use the placeholders
-``{pin_length}`` and ``{attempts_per_call}``, filled in once here so the engine only looks
-texts up. ``[voices]`` maps a language to a Twilio voice name. Every function appends its
-problems (without the file name) to ``out`` instead of raising.
+``[prompts."de-DE"]`` maps prompt keys to texts. A text may instead be a list of parts,
+each a text or a ``{ text = "...", language = "en-US" }`` table: such a part is spoken in
+that (declared) language and its voice, e.g. "For English, press 9" inside the German
+menu. Texts may use the placeholders ``{pin_length}`` and ``{attempts_per_call}``, filled
+in once here so the engine only looks texts up. ``[voices]`` maps a language to a Twilio
+voice name. Every function appends its problems (without the file name) to ``out``
+instead of raising.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 
-Prompts = Mapping[str, Mapping[str, str]]
-"""Language -> prompt key -> rendered text."""
+
+@dataclass(frozen=True)
+class Part:
+    """One stretch of a prompt, spoken in ``language`` (the prompt's own unless it said)."""
+
+    text: str
+    language: str
+
+
+Prompts = Mapping[str, Mapping[str, tuple[Part, ...]]]
+"""Language -> prompt key -> its rendered parts, in the order they are spoken."""
 
 
 def render_prompts(
@@ -29,30 +42,51 @@ def render_prompts(
     for language in raw:
         if languages and language not in languages:
             out.append(f"[prompts] language '{language}' is not declared in [flow] languages")
-    rendered: dict[str, Mapping[str, str]] = {}
+    rendered: dict[str, Mapping[str, tuple[Part, ...]]] = {}
     for language in languages:
         table = raw.get(language)
         if not isinstance(table, Mapping):
             out.append(f"[prompts] has no table of texts for language '{language}'")
             continue
-        rendered[language] = MappingProxyType(_render(table, language, values, out))
+        parts = {}
+        for key, text in table.items():
+            where = f"prompt '{key}' in language '{language}'"
+            parts[key] = _parts(text, language, languages, values, where, out)
+        rendered[language] = MappingProxyType(parts)
     return MappingProxyType(rendered)
 
 
-def _render(
-    table: Mapping[str, Any], language: str, values: Mapping[str, object], out: list[str]
-) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for key, text in table.items():
-        where = f"prompt '{key}' in language '{language}'"
+def _parts(
+    raw: Any,
+    language: str,
+    languages: Sequence[str],
+    values: Mapping[str, object],
+    where: str,
+    out: list[str],
+) -> tuple[Part, ...]:
+    """One prompt as its parts; a broken prompt still yields its key's entry, so the
+    references to it are not reported again."""
+    items = raw if isinstance(raw, list) and raw else [raw]
+    parts: list[Part] = []
+    for item in items:
+        text, part_language = item, language
+        if isinstance(item, Mapping):
+            text, named = item.get("text"), item.get("language")
+            for field in sorted(item.keys() - {"text", "language"}):
+                out.append(f"{where} has a part with unknown field '{field}'")
+            if isinstance(named, str) and named in languages:
+                part_language = named
+            else:
+                out.append(f"{where} has a part in undeclared language {named!r}")
         if not isinstance(text, str) or not text.strip():
-            out.append(f"{where} must be a non-empty string")
-            texts[key] = str(text)  # keeps references from reporting it again
+            out.append(f"{where} must be a non-empty string, or a list of texts and parts")
             continue
         for name in sorted({m for m in _PLACEHOLDER.findall(text) if m not in values}):
             out.append(f"{where} uses unknown placeholder {{{name}}}")
-        texts[key] = _PLACEHOLDER.sub(lambda m: str(values.get(m[1], m[0])), text)
-    return texts
+        # Parts are written on lines of their own; the spaces around them are layout.
+        filled = _PLACEHOLDER.sub(lambda m: str(values.get(m[1], m[0])), text).strip()
+        parts.append(Part(filled, part_language))
+    return tuple(parts)
 
 
 def parse_voices(raw: Any, languages: Sequence[str], out: list[str]) -> Mapping[str, str]:

@@ -54,12 +54,18 @@ def test_default_flow_loads_with_both_languages(flow: Flow) -> None:
     assert flow.max_reprompts == 2
 
 
+def text(flow: Flow, language: str, key: str) -> str:
+    """The prompt ``key`` in ``language`` as one text, its parts joined."""
+    return " ".join(part.text for part in flow.prompts[language][key])
+
+
 def test_every_prompt_exists_in_both_languages(flow: Flow) -> None:
     """Both languages define the same prompt keys, all placeholders filled in."""
     assert flow.prompts["de-DE"].keys() == flow.prompts["en-US"].keys()
-    for texts in flow.prompts.values():
-        for text in texts.values():
-            assert "{" not in text and "}" not in text and text.strip() == text
+    for language, texts in flow.prompts.items():
+        for key in texts:
+            spoken = text(flow, language, key)
+            assert "{" not in spoken and "}" not in spoken and spoken.strip() == spoken
 
 
 @pytest.mark.parametrize(
@@ -75,11 +81,30 @@ def test_every_prompt_exists_in_both_languages(flow: Flow) -> None:
 )
 def test_german_menu_offers_every_key(flow: Flow, fragment: str) -> None:
     """The German menu prompt announces each key of SPEC §3."""
-    assert fragment in flow.prompts["de-DE"]["menu"]
+    assert fragment in text(flow, "de-DE", "menu")
+
+
+@pytest.mark.parametrize(
+    ("language", "offer", "other"),
+    [("de-DE", "For English, please press 9.", "en-US"),
+     ("en-US", "Für Deutsch drücken Sie bitte die 9.", "de-DE")],
+    ids=["german menu offers english", "english menu offers german"],
+)  # fmt: skip
+def test_menu_offers_the_other_language_in_its_voice(
+    flow: Flow, language: str, offer: str, other: str
+) -> None:
+    """Each menu offers the other language in that language's voice, the rest in its own."""
+    says = flow.says(language, ["menu"])
+    assert [(say.language, say.voice) for say in says] == [
+        (language, flow.voices[language]), (other, flow.voices[other]),
+        (language, flow.voices[language]),
+    ]  # fmt: skip
+    assert says[1].text == offer
 
 
 def test_menu_keys_match_the_spec(flow: Flow) -> None:
-    """Keys 1-3 need identification, 0 routes as not required, 9 is English, * repeats."""
+    """Keys 1-3 need identification, 0 routes as not required, 9 switches between German
+    and English, * repeats."""
     menu = flow.nodes[flow.start]
     assert isinstance(menu, MenuNode)
     assert set(menu.keys) == {"1", "2", "3", "0", "9", "*"}
@@ -88,21 +113,23 @@ def test_menu_keys_match_the_spec(flow: Flow) -> None:
     assert {menu.keys[d].goto for d in "123"} == {"account"}
     other = flow.nodes[menu.keys["0"].goto]
     assert isinstance(other, RouteNode) and other.reason is Reason.NOT_REQUIRED
-    assert (menu.keys["9"].goto, menu.keys["9"].language) == (flow.start, "en-US")
+    assert menu.keys["9"].goto == flow.start
+    assert menu.keys["9"].language_after("de-DE") == "en-US"
+    assert menu.keys["9"].language_after("en-US") == "de-DE"
     assert menu.keys["*"].goto == flow.start
 
 
 def test_pin_prompt_is_the_spec_text(flow: Flow) -> None:
     """The PIN prompt names the length, the '#' key and where to find the Service-PIN."""
-    assert flow.prompts["de-DE"]["pin"] == (
+    assert text(flow, "de-DE", "pin") == (
         "Bitte geben Sie jetzt Ihre 6-stellige Service-PIN ein und bestätigen Sie mit der "
         "Rautetaste. Sie finden Ihre Service-PIN in Ihrem Kundenkonto unter "
         "Kontoeinstellungen, Benutzerdaten."
     )
-    assert flow.prompts["de-DE"]["pin_retry"] == (
+    assert text(flow, "de-DE", "pin_retry") == (
         "Die Service-PIN war nicht korrekt. Bitte versuchen Sie es erneut."
     )
-    assert "6-digit Service PIN" in flow.prompts["en-US"]["pin"]
+    assert "6-digit Service PIN" in text(flow, "en-US", "pin")
 
 
 def test_every_route_explains_and_has_a_fallback_prompt(flow: Flow) -> None:
@@ -146,3 +173,27 @@ def test_english_journey_withheld_number(flow: Flow) -> None:
     assert all(
         say.language == "en-US" and say.voice == "Polly.Joanna-Neural" for say in spoken(step)
     )
+
+
+@pytest.mark.parametrize(
+    ("presses", "language", "first"),
+    [
+        (["9"], "en-US", "For payments, invoices or account data, press 1."),
+        (["9", "9"], "de-DE", "Für Zahlungen, Rechnungen oder Kontodaten drücken Sie die 1."),
+        (["9", "9", "9"], "en-US", "For payments, invoices or account data, press 1."),
+        (["9", "*"], "en-US", "For payments, invoices or account data, press 1."),
+    ],
+    ids=["to english", "back to german", "english again", "english repeated"],
+)
+def test_key_9_switches_between_german_and_english(
+    flow: Flow, presses: list[str], language: str, first: str
+) -> None:
+    """Key 9 switches German to English and back, replaying the menu without the welcome."""
+    step = engine.advance(flow, None, CallStarted(CALL_SID, "+4930123456", T0))
+    for key in presses:
+        step = press(flow, step, key)
+    assert step.state.language == language and step.state.node == flow.start
+    assert spoken(step)[0].text.startswith(first)
+    step = press(flow, step, "1")
+    step = engine.advance(flow, step.state, CallerLookedUp("100042"))
+    assert {say.language for say in spoken(step)} == {language}  # the PIN prompt too

@@ -36,7 +36,7 @@ def test_graph_has_every_node_and_the_keys_on_edges(flow: Flow) -> None:
     edges = labels(graph)
     assert edges[("menu", "account")] == "1 payments, 2 contract, 3 cancellation"
     assert edges[("menu", "not_required")] == "0 other"
-    assert edges[("menu", "menu")] == "9 en-US, * repeat"
+    assert edges[("menu", "menu")] == "9 de-DE→en-US / en-US→de-DE, * repeat"
     assert edges[("account", "pin")] == "one account"
     assert edges[("pin", "verified")] == "PIN correct"
     assert edges[("pin", "wrong_pin")] == "wrong x3"

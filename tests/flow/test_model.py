@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ivr.exceptions import FlowError
-from ivr.flow.actions import Reason
+from ivr.flow.actions import Reason, Say
 from ivr.flow.model import (
     CallerLookupNode,
     CustomerNumberNode,
@@ -24,6 +24,7 @@ from ivr.flow.model import (
     load_flow,
     parse_flow,
 )
+from ivr.flow.prompts import Part
 
 LANGUAGES = ("de-DE", "en-US")
 PROMPT_KEYS = (
@@ -140,8 +141,44 @@ def test_valid_flow_parses_into_typed_nodes() -> None:
 def test_placeholders_are_rendered_at_load() -> None:
     """``{pin_length}`` is replaced by the configured PIN length in every language."""
     flow = parse(flow_data())
-    assert flow.prompts["de-DE"]["pin"] == "[de-DE] pin of 4 digits"
-    assert flow.prompts["en-US"]["pin"] == "[en-US] pin of 4 digits"
+    assert flow.prompts["de-DE"]["pin"] == (Part("[de-DE] pin of 4 digits", "de-DE"),)
+    assert flow.prompts["en-US"]["pin"] == (Part("[en-US] pin of 4 digits", "en-US"),)
+
+
+def test_prompt_parts_are_spoken_in_their_own_language() -> None:
+    """A prompt's part in another declared language is its own Say, in that language's voice."""
+    data = flow_data()
+    data["prompts"]["de-DE"]["menu"] = [
+        "  Menü für {pin_length} Stellen. ",
+        {"text": "For English, press 9.", "language": "en-US"},
+        "Sterntaste.",
+    ]
+    flow = parse(data)
+    assert flow.prompts["de-DE"]["menu"] == (
+        Part("Menü für 4 Stellen.", "de-DE"),
+        Part("For English, press 9.", "en-US"),
+        Part("Sterntaste.", "de-DE"),
+    )
+    assert flow.says("de-DE", ["hello", "menu"]) == (
+        Say("[de-DE] hello", "de-DE", "Polly.Vicki-Neural"),
+        Say("Menü für 4 Stellen.", "de-DE", "Polly.Vicki-Neural"),
+        Say("For English, press 9.", "en-US", "Polly.Joanna-Neural"),
+        Say("Sterntaste.", "de-DE", "Polly.Vicki-Neural"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("language", "presses"),
+    [("de-DE", "en-US"), ("en-US", "de-DE"), ("fr-FR", "fr-FR")],
+    ids=["german to english", "english back to german", "unlisted stays"],
+)
+def test_language_table_switches_by_the_callers_language(language: str, presses: str) -> None:
+    """A key's language table switches from the caller's language to the one it names."""
+    data = flow_data()
+    data["nodes"]["menu"]["keys"]["9"]["language"] = {"de-DE": "en-US", "en-US": "de-DE"}
+    menu = parse(data).nodes["menu"]
+    assert isinstance(menu, MenuNode)
+    assert menu.keys["9"].language_after(language) == presses
 
 
 def test_flow_settings_are_read() -> None:
@@ -262,6 +299,57 @@ INVALID: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
         "node 'menu' key '9' switches to undeclared language 'fr-FR'",
     ),
     (
+        "switch from undeclared language",
+        _set("nodes", "menu", "keys", "9", "language", {"fr-FR": "de-DE"}),
+        "node 'menu' key '9' switches from undeclared language 'fr-FR'",
+    ),
+    (
+        "switch back to undeclared language",
+        _set("nodes", "menu", "keys", "9", "language", {"de-DE": "en-US", "en-US": "fr-FR"}),
+        "node 'menu' key '9' switches to undeclared language 'fr-FR'",
+    ),
+    (
+        "empty language table",
+        _set("nodes", "menu", "keys", "9", "language", {}),
+        "node 'menu' key '9' field 'language' must be a language or a non-empty table",
+    ),
+    (
+        "language table of non-strings",
+        _set("nodes", "menu", "keys", "9", "language", {"de-DE": 9}),
+        "node 'menu' key '9' field 'language' must be a language or a non-empty table",
+    ),
+    (
+        "part in undeclared language",
+        _set("prompts", "de-DE", "menu", ["Menü", {"text": "Menu", "language": "fr-FR"}]),
+        "prompt 'menu' in language 'de-DE' has a part in undeclared language 'fr-FR'",
+    ),
+    (
+        "part without language",
+        _set("prompts", "de-DE", "menu", ["Menü", {"text": "Menu"}]),
+        "prompt 'menu' in language 'de-DE' has a part in undeclared language None",
+    ),
+    (
+        "part without text",
+        _set("prompts", "de-DE", "menu", ["Menü", {"language": "en-US"}]),
+        "prompt 'menu' in language 'de-DE' must be a non-empty string",
+    ),
+    (
+        "empty part",
+        _set("prompts", "en-US", "menu", ["Menu", " "]),
+        "prompt 'menu' in language 'en-US' must be a non-empty string",
+    ),
+    ("no parts", _set("prompts", "en-US", "menu", []), "prompt 'menu' in language 'en-US' must"),
+    (
+        "part with unknown field",
+        _set("prompts", "de-DE", "menu", [{"text": "Menu", "language": "en-US", "voice": "x"}]),
+        "prompt 'menu' in language 'de-DE' has a part with unknown field 'voice'",
+    ),
+    (
+        "unknown placeholder in a part",
+        _set("prompts", "de-DE", "menu", ["Menü", {"text": "{pin}", "language": "en-US"}]),
+        "prompt 'menu' in language 'de-DE' uses unknown placeholder {pin}",
+    ),
+    (
         "unknown route reason",
         _set("nodes", "wrong_pin", "reason", "wrong"),
         "node 'wrong_pin' has unknown route reason 'wrong'",
@@ -367,7 +455,7 @@ def test_load_flow_reads_toml(tmp_path: Path) -> None:
     path.write_text(text, encoding="utf-8")
     flow = load_flow(path, pin_length=5, attempts_per_call=2)
     assert flow.source == str(path)
-    assert "5-stellige" in flow.prompts["de-DE"]["pin"]
+    assert "5-stellige" in flow.prompts["de-DE"]["pin"][0].text
 
 
 def test_load_flow_prefixes_problems_with_the_path(tmp_path: Path) -> None:
