@@ -94,6 +94,7 @@ def template_globals() -> dict[str, Any]:
         "t": words, "lang": lang(), "agent": g.get("agent"), "csrf_field": CSRF_FIELD,
         "csrf_token": lambda: csrf_token(session), "label": agent_text.label,
         "fmt_time": agent_text.format_time, "happened": agent_text.happened,
+        "phase": agent_text.phase, "state": agent_text.state,
     }  # fmt: skip
 
 

@@ -41,6 +41,11 @@ _DE: dict[str, str] = {
     "col_state": "Status",
     "identified": "Identifiziert",
     "not_identified": "Nicht identifiziert",
+    "identifying": "Identifizierung läuft",
+    "identifying_hint": "Der Anrufer ist noch im Sprachmenü; sobald er durchgestellt wird, "
+    "steht hier, ob er identifiziert ist.",
+    "ended_in_ivr": "Im Sprachmenü beendet",
+    "ended_before_agent": "Vor Erreichen eines Agenten beendet",
     "in_ivr": "Im Sprachmenü",
     "routed": "Zum Agenten geleitet",
     "withheld": "Rufnummer unterdrückt",
@@ -51,6 +56,7 @@ _DE: dict[str, str] = {
     "topic_cancellation": "Kündigung / Datenauskunft",
     "topic_other": "Sonstiges Anliegen",
     "topic_none": "noch nicht gewählt",
+    "topic_none_ended": "keines gewählt",
     "reason_verified": "PIN bestätigt",
     "reason_wrong_pin": "PIN falsch",
     "reason_locked": "PIN-Eingabe gesperrt",
@@ -58,6 +64,7 @@ _DE: dict[str, str] = {
     "reason_not_required": "Nicht erforderlich",
     "reason_unavailable": "System nicht verfügbar",
     "reason_none": "läuft noch",
+    "reason_none_ended": "Nicht durchgestellt",
     "explain_verified": "Die Service-PIN wurde in diesem Anruf korrekt eingegeben.",
     "explain_wrong_pin": "Die Service-PIN wurde falsch eingegeben.",
     "explain_locked": "Die PIN-Eingabe ist nach zu vielen Fehlversuchen vorübergehend "
@@ -67,6 +74,8 @@ _DE: dict[str, str] = {
     "explain_unavailable": "Ein System (Redis oder PIN-Speicher) war nicht erreichbar; "
     "der Anrufer wurde ohne Prüfung durchgestellt.",
     "explain_none": "Der Anrufer ist noch im Sprachmenü.",
+    "explain_ended": "Der Anruf endete im Sprachmenü, bevor er einen Agenten erreichte; "
+    "der Anrufer wurde nicht identifiziert.",
     "warning": "Keine Auskünfte zu Zahlungen, Rechnungen, Kontodaten, Vertragsänderungen "
     "oder Kündigungen.",
     "customer_number": "Kundennummer",
@@ -136,6 +145,11 @@ _EN: dict[str, str] = {
     "col_state": "State",
     "identified": "Identified",
     "not_identified": "Not identified",
+    "identifying": "Identification running",
+    "identifying_hint": "The caller is still in the voice menu; once they are put through, "
+    "this shows whether they are identified.",
+    "ended_in_ivr": "Ended in the IVR",
+    "ended_before_agent": "Ended before reaching an agent",
     "in_ivr": "In the IVR",
     "routed": "Routed to agents",
     "withheld": "Number withheld",
@@ -146,6 +160,7 @@ _EN: dict[str, str] = {
     "topic_cancellation": "Cancellation / data request",
     "topic_other": "Other concern",
     "topic_none": "not chosen yet",
+    "topic_none_ended": "none chosen",
     "reason_verified": "PIN verified",
     "reason_wrong_pin": "Wrong PIN",
     "reason_locked": "PIN entry locked",
@@ -153,6 +168,7 @@ _EN: dict[str, str] = {
     "reason_not_required": "Not required",
     "reason_unavailable": "System unavailable",
     "reason_none": "in progress",
+    "reason_none_ended": "Not put through",
     "explain_verified": "The Service-PIN was entered correctly in this call.",
     "explain_wrong_pin": "The Service-PIN was entered wrongly.",
     "explain_locked": "PIN entry is temporarily locked after too many failures "
@@ -162,6 +178,8 @@ _EN: dict[str, str] = {
     "explain_unavailable": "A system (Redis or the PIN store) did not answer; the caller "
     "was put through unchecked.",
     "explain_none": "The caller is still in the voice menu.",
+    "explain_ended": "The call ended in the voice menu before reaching an agent; the caller "
+    "was not identified.",
     "warning": "No information on payments, invoices, account data, contract changes "
     "or cancellations.",
     "customer_number": "Customer number",
@@ -210,8 +228,14 @@ SCRIPT_KEYS = tuple(
     key
     for key in _DE
     if key.startswith(("topic_", "reason_", "status_"))
-    or key in ("identified", "not_identified", "in_ivr", "routed", "withheld", "open")
-)
+    or key in ("identified", "not_identified", "identifying", "in_ivr", "routed", "withheld",
+               "open")
+)  # fmt: skip
+
+# Where a call stands for an agent. Only a routed call is identified or not: before that
+# the IVR is still asking (or the caller hung up there), and red would be a false alarm.
+IDENTIFIED, NOT_IDENTIFIED = "identified", "not_identified"
+IDENTIFYING, ENDED_IN_IVR = "identifying", "ended_in_ivr"
 
 
 def language(value: Any) -> str:
@@ -235,15 +259,38 @@ def script_texts(lang: str) -> dict[str, str]:
     return {key: words[key] for key in SCRIPT_KEYS}
 
 
-def label(t: Mapping[str, str], kind: str, value: Any) -> str:
-    """``topic``/``reason``/``status`` value as words (unknown values shown as they are)."""
+def phase(pop: Mapping[str, Any]) -> str:
+    """:data:`IDENTIFIED` or :data:`NOT_IDENTIFIED` once routed; before that
+    :data:`IDENTIFYING`, or :data:`ENDED_IN_IVR` if Twilio said the call ended."""
+    if pop.get("routed"):
+        return IDENTIFIED if pop.get("identified") else NOT_IDENTIFIED
+    return ENDED_IN_IVR if pop.get("ended") else IDENTIFYING
+
+
+def label(t: Mapping[str, str], kind: str, value: Any, ended: bool = False) -> str:
+    """``topic``/``reason``/``status`` value as words (unknown values shown as they are).
+
+    A missing value reads "not yet" while the call runs and "none" once it ended.
+    """
     if value is None or value == "":
-        return t.get(f"{kind}_none", "–")
+        return t.get(f"{kind}_none_ended" if ended else f"{kind}_none", "–")
     return t.get(f"{kind}_{value}", str(value))
+
+
+def state(t: Mapping[str, str], pop: Mapping[str, Any]) -> str:
+    """Where the call is: in the IVR or routed, with Twilio's status; a call that ended in
+    the IVR says only that (never "in the IVR" and "ended" together)."""
+    if phase(pop) == ENDED_IN_IVR:
+        return t["ended_before_agent"]
+    where = t["routed"] if pop.get("routed") else t["in_ivr"]
+    status = pop.get("call_status")
+    return f"{where} · {label(t, 'status', status)}" if status else where
 
 
 def happened(t: Mapping[str, str], pop: Mapping[str, Any]) -> str:
     """The call page's sentence on what happened: why it was routed the way it was."""
+    if phase(pop) == ENDED_IN_IVR:
+        return t["explain_ended"]
     reason = pop.get("reason")
     return t.get(f"explain_{reason}" if reason else "explain_none", str(reason))
 

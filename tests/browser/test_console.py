@@ -170,3 +170,73 @@ def test_logout_ends_the_console(page: Page, live: LiveConsole) -> None:
     expect(page).to_have_url(f"{live.base}/agent/login")
     page.goto(f"{live.base}/agent")
     expect(page).to_have_url(f"{live.base}/agent/login?next=/agent")
+
+
+RED = "rgb(179, 38, 30)"  # --no in console.css: only for a routed, not identified call
+PHONE_WIDTH = 390
+
+
+def test_call_in_the_ivr_is_identifying_until_routed(page: Page, live: LiveConsole) -> None:
+    """A call still in the IVR shows a neutral "identification running" badge and banner;
+    only once routed with wrong PINs does it turn red "not identified"."""
+    log_in(page, live)
+    call = live.phone("anonymous")
+    call.walk("1", "200002#")
+    row = page.locator(f'tr[data-call="{call.call_sid}"]')
+    expect(row).to_have_attribute("data-phase", "identifying", timeout=LIVE_MS)
+    badge = row.locator(".badge")
+    expect(badge).to_have_text("Identifizierung läuft")
+    expect(badge).not_to_have_css("color", RED)
+    expect(row.locator(".state")).to_have_text("Im Sprachmenü")
+    page.screenshot(path=str(ARTIFACTS / "console-board-identifying.png"), full_page=True)
+    for _ in range(3):
+        call.press("000000")
+    expect(row).to_have_attribute("data-phase", "not_identified", timeout=LIVE_MS)
+    expect(badge).to_have_text("Nicht identifiziert")
+    expect(badge).to_have_css("color", RED)
+
+
+def test_call_page_of_a_call_ending_in_the_ivr(page: Page, live: LiveConsole) -> None:
+    """An open call page goes from "identification running" to "ended before reaching an
+    agent" when the caller hangs up in the IVR, never showing both."""
+    log_in(page, live)
+    call = live.phone(SINGLE_OWNER)
+    call.walk("1")
+    page.goto(f"{live.base}/agent/calls/{call.call_sid}")
+    banner = page.locator("#banner")
+    expect(banner).to_have_attribute("data-phase", "identifying")
+    expect(banner).to_contain_text("Identifizierung läuft")
+    expect(banner).not_to_have_css("background-color", RED)
+    expect(page.locator("#live")).to_have_attribute("data-live", "1")
+    call.hang_up()
+    expect(banner).to_have_attribute("data-phase", "ended_in_ivr", timeout=LIVE_MS)
+    expect(page.locator("#state")).to_have_text("Vor Erreichen eines Agenten beendet")
+    expect(page.locator("#reason")).to_have_text("Nicht durchgestellt")
+    text = page.locator("main").inner_text()
+    for running in ("Identifizierung läuft", "läuft noch", "noch im Sprachmenü", "Im Sprachmenü ·"):
+        assert running not in text
+    page.screenshot(path=str(ARTIFACTS / "console-screen-pop-ended-in-ivr.png"), full_page=True)
+
+
+@pytest.mark.parametrize("lang", ["de", "en"])
+def test_header_fits_a_phone_screen(page: Page, live: LiveConsole, lang: str) -> None:
+    """At 390 px the pages never scroll sideways and every header element is on screen."""
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    log_in(page, live, "sam")  # a supervisor's header is the fullest
+    if lang == "en":
+        page.click("header button[lang=en]")
+        expect(page.locator("html")).to_have_attribute("lang", "en")
+    call = live.phone(SINGLE_OWNER)
+    call.walk("1", ANNA_PIN)
+    expect(page.locator(f'tr[data-call="{call.call_sid}"]')).to_have_count(1, timeout=LIVE_MS)
+    for path in ("", f"/calls/{call.call_sid}", "/agents"):
+        page.goto(f"{live.base}/agent{path}")
+        name = path.strip("/").split("/")[0] or "board"
+        page.screenshot(path=str(ARTIFACTS / f"console-{name}-{PHONE_WIDTH}-{lang}.png"))
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE_WIDTH, f"{path or '/'} is {width} px wide"
+        for element in ("a.brand", "#user", "#agents-link", "header button[lang]", "#logout"):
+            found = page.locator(element)
+            expect(found).to_be_visible()
+            box = found.bounding_box()
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE_WIDTH

@@ -21,6 +21,7 @@ from werkzeug.test import TestResponse
 
 from ivr import create_app
 from ivr.config import Settings
+from ivr.jobs import TERMINAL_STATUSES
 from ivr.services import Services
 from ivr.store.events import EventStore
 from ivr.store.redis_client import open_link
@@ -135,7 +136,7 @@ def test_screen_pop_of_identified_call(agent_client: FlaskClient, phone: Phone) 
     response = agent_client.get(f"/agent/calls/{call.call_sid}")
     html = response.get_data(as_text=True)
     assert response.status_code == 200
-    assert re.search(r'id="banner" class="banner yes" data-identified="true"', html)
+    assert re.search(r'id="banner" class="banner identified" data-identified="true"', html)
     assert 'id="customer-number">200001<' in html and 'id="customer-name">Anna Alpha<' in html
     assert "PIN bestätigt" in html and 'id="attempts">1<' in html and "<time datetime=" in html
 
@@ -149,6 +150,57 @@ def test_screen_pop_of_wrong_pin(agent_client: FlaskClient, phone: Phone) -> Non
     assert 'id="claimed-number">200002<' in html and "nicht bestätigt" in html
     assert "Bernd Beta" not in html and 'id="customer-number"' not in html
     assert "PIN falsch" in html and 'id="attempts">3<' in html
+
+
+def test_call_in_the_ivr_is_identifying_not_red(agent_client: FlaskClient, phone: Phone) -> None:
+    """A call still in the IVR shows a neutral "identification running", not "not identified"."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk("1")  # at the PIN prompt
+    row = row_of(agent_client.get("/agent").get_data(as_text=True), call.call_sid)
+    assert 'data-phase="identifying"' in row
+    assert '<span class="badge identifying">Identifizierung läuft</span>' in row
+    assert "Nicht identifiziert" not in row and "Im Sprachmenü" in row
+    html = agent_client.get(f"/agent/calls/{call.call_sid}").get_data(as_text=True)
+    assert 'class="banner identifying" data-identified="false" data-phase="identifying"' in html
+    assert "<title>Identifizierung läuft · " in html and "Nicht identifiziert" not in html
+    assert "noch im Sprachmenü" in html
+
+
+RUNNING = ("Identifizierung läuft", "Im Sprachmenü ·", "läuft noch", "noch im Sprachmenü",
+           "noch nicht gewählt")  # fmt: skip
+
+
+@pytest.mark.parametrize("status", sorted(TERMINAL_STATUSES))
+@pytest.mark.parametrize(
+    ("keys", "phase", "state", "shown"),
+    [
+        ((), "ended_in_ivr", "Vor Erreichen eines Agenten beendet", "keines gewählt"),
+        (("1",), "ended_in_ivr", "Vor Erreichen eines Agenten beendet", "Nicht durchgestellt"),
+        (("1", ANNA_PIN), "identified", "Zum Agenten geleitet · ", "Anna Alpha"),
+        (("0",), "not_identified", "Zum Agenten geleitet · ", "Nicht identifiziert"),
+    ],
+    ids=["hung up at the menu", "hung up at the PIN", "identified", "not identified"],
+)
+def test_ended_call_is_never_still_running(
+    agent_client: FlaskClient,
+    phone: Phone,
+    status: str,
+    keys: tuple[str, ...],
+    phase: str,
+    state: str,
+    shown: str,
+) -> None:
+    """Once Twilio says a call ended, its page says where it ended and nothing "still running";
+    only a routed call is identified or not."""
+    call = phone(caller=SINGLE_OWNER)
+    call.walk(*keys)
+    call.post("/voice/status", call.params(CallStatus=status))
+    html = agent_client.get(f"/agent/calls/{call.call_sid}").get_data(as_text=True)
+    assert f'data-phase="{phase}"' in html and f'id="state">{state}' in html and shown in html
+    assert [text for text in RUNNING if text in html] == []
+    if phase == "ended_in_ivr":
+        assert '<span class="flag">Im Sprachmenü beendet</span>' in html
+        assert "Der Anruf endete im Sprachmenü" in html
 
 
 @pytest.mark.parametrize(

@@ -80,9 +80,13 @@
       tr.dataset.eventId = id;
       tr.dataset.identified = pop.identified ? "true" : "false";
       tr.dataset.started = pop.started_at || "";
+      /* As agent_text.phase: only a routed call is (not) identified; ended calls never
+       * get here, they leave the board. */
+      var phase = !pop.routed ? "identifying" : pop.identified ? "identified" : "not_identified";
+      tr.dataset.phase = phase;
       var badge = document.createElement("span");
-      badge.className = "badge " + (pop.identified ? "yes" : "no");
-      badge.textContent = pop.identified ? t.identified : t.not_identified;
+      badge.className = "badge " + phase;
+      badge.textContent = t[phase];
       cell(tr, "").appendChild(badge);
       cell(tr, "", "age");
       cell(tr, pop.caller || t.withheld, "caller");
@@ -90,7 +94,7 @@
       cell(tr, label("topic", pop.topic));
       cell(tr, label("reason", pop.reason));
       var state = pop.routed ? t.routed : t.in_ivr;
-      cell(tr, pop.call_status ? state + " · " + label("status", pop.call_status) : state);
+      cell(tr, pop.call_status ? state + " · " + label("status", pop.call_status) : state, "state");
       var link = document.createElement("a");
       link.href = board.dataset.callUrl.replace("CALLSID", encodeURIComponent(pop.call_sid));
       link.textContent = t.open;
