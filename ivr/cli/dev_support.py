@@ -10,6 +10,8 @@ import json
 import logging
 import os
 import secrets
+import shlex
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -50,6 +52,11 @@ number = "+4930901820"
 
 [api]
 token = "{secrets.token_hex(24)}"
+
+[console]
+# The agent console (/agent) is on once [console.agents] names an agent: the banner of
+# `ivr dev` says how.
+secret_key = "{secrets.token_urlsafe(48)}"
 """
 
 
@@ -172,11 +179,45 @@ def banner(
         f'Try it without Twilio:  ivr call --keys "1,{DEMO_ACCOUNTS[0][3]}#"'
         "  (or just `ivr call`, and type)",
         "Screen-pop API: GET /api/calls/<CallSid>, Authorization: Bearer <[api] token>",
+        *console_lines(settings, session),
         f"Config: {session.config}  (other ivr commands run in this directory use it and "
         "this Redis)",
         "Live call log below; Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
+
+
+# Python one-liners the banner prints; getpass keeps the password off the screen and out
+# of the shell history.
+HASH_COMMAND = (
+    "import getpass; from werkzeug.security import generate_password_hash as g; "
+    "print(g(getpass.getpass()))"
+)
+RANDOM_KEY_COMMAND = "import secrets; print(secrets.token_urlsafe(48))"
+
+
+def console_lines(settings: Settings, session: DevSession) -> list[str]:
+    """Where the agent console is, or exactly what to add to the config to turn it on."""
+    url = f"{session.url}/agent"
+    console = settings.console
+    if console.agents:
+        return [f"Agent console: {url}  (agents: {', '.join(sorted(console.agents))})"]
+    python = shlex.quote(sys.executable)  # the interpreter that has werkzeug
+    lines = [f"Agent console: off. To turn it on, add to {session.config} and restart ivr dev:"]
+    if len(console.secret_key) < 32:
+        lines += [
+            "  [console]",
+            '  secret_key = "<32+ random characters>"',
+            f"    make one: {python} -c {shlex.quote(RANDOM_KEY_COMMAND)}",
+            "    (or export IVR_CONSOLE_SECRET_KEY instead)",
+        ]
+    return [
+        *lines,
+        "  [console.agents]",
+        '  anna = "<password hash>"',
+        f"    make one (asks for the password): {python} -c {shlex.quote(HASH_COMMAND)}",
+        f"  then log in at {url}",
+    ]
 
 
 def describe_step(
