@@ -7,6 +7,14 @@ four round trips for one indexed row. Autocommit leaves no transaction to begin 
 and instead of pinging before every read, a read that finds its pooled connection dead
 is retried once on a fresh one (:func:`ivr.store.pin_queries.fetch_all`): a read is
 idempotent. Writes (import, rehash, audit) stay on the default engine, in transactions.
+
+A SQLite file runs in WAL mode (``PRAGMA journal_mode=WAL``, set as each connection
+opens; it stays in the file): readers then never wait for a writer, so PIN checks go on
+while an import commits its chunks, and a writer waits for another writer up to the
+busy timeout (``timeout_s``) instead of failing at once. SQLite keeps two files beside
+the database, ``<file>-wal`` and ``<file>-shm``, while it is open; it folds the first
+back and deletes both when the last connection closes. An in-memory database has no
+WAL and keeps the default journal.
 """
 
 from __future__ import annotations
@@ -38,6 +46,7 @@ def create_engine(url: str, timeout_s: float) -> sa.Engine:
     )
     if parsed.get_backend_name() == SQLITE:
         sa.event.listen(engine, "connect", _sqlite_foreign_keys)
+        _use_wal(engine, parsed)
     return engine
 
 
@@ -61,6 +70,29 @@ def _sqlite_foreign_keys(dbapi_conn: Any, _record: Any) -> None:
     cursor.close()
 
 
+def in_memory(url: sa.URL) -> bool:
+    """True for a SQLite database that lives in memory (no file, so no WAL)."""
+    database = url.database or ""
+    return (
+        database in ("", ":memory:")
+        or database.startswith("file::memory:")
+        or (url.query.get("mode") == "memory")
+    )
+
+
+def _use_wal(engine: sa.Engine, url: sa.URL) -> None:
+    """Every connection of ``engine`` to a SQLite file runs in WAL mode."""
+    if not in_memory(url):
+        sa.event.listen(engine, "connect", _sqlite_wal)
+
+
+def _sqlite_wal(dbapi_conn: Any, _record: Any) -> None:
+    # Persistent: once one connection has switched the file, this only reads the mode.
+    cursor = dbapi_conn.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
 def create_read_engine(url: str, timeout_s: float, engine: sa.Engine) -> sa.Engine:
     """The engine for hot single-statement reads, with the webhooks' ``timeout_s``.
 
@@ -70,12 +102,14 @@ def create_read_engine(url: str, timeout_s: float, engine: sa.Engine) -> sa.Engi
     """
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == SQLITE:
-        if parsed.database in (None, "", ":memory:"):
+        if in_memory(parsed):
             return engine
-        return sa.create_engine(
+        reads = sa.create_engine(
             parsed, connect_args=_connect_args(parsed, timeout_s), pool_timeout=timeout_s,
             hide_parameters=True,
         )  # fmt: skip
+        _use_wal(reads, parsed)
+        return reads
     return sa.create_engine(
         parsed,
         connect_args=_connect_args(parsed, timeout_s),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -27,6 +26,7 @@ from ivr.store.pins import (
     metadata,
 )
 from tests.redis_server import free_port
+from tests.sqlite_lock import locked_file
 
 PEPPER = b"test-pepper-0123456789"
 NEW_PEPPER = b"rotated-pepper-0123456789"
@@ -339,13 +339,11 @@ class TestPinStoreSQLite(PinStoreBehaviour):
 
     @contextmanager
     def exclusive_lock(self, db_url: str) -> Iterator[None]:
-        conn = sqlite3.connect(str(sa.make_url(db_url).database), timeout=0, isolation_level=None)
+        hold = locked_file(Path(str(sa.make_url(db_url).database)))
         try:
-            conn.execute("BEGIN EXCLUSIVE")  # "database is locked" at once if anyone reads
             yield
-            conn.execute("ROLLBACK")
         finally:
-            conn.close()
+            hold.release()
 
 
 HASHER = PinHasher({"k1": PEPPER}, "k1")

@@ -47,8 +47,7 @@ def test_a_locked_sqlite_store_is_cut_off_at_the_deadline(
         time.sleep(0.3)  # the interrupted work saves the late outcome meanwhile
         shown = screen_pop(client, call)
     finally:
-        holder.execute("ROLLBACK")
-        holder.close()
+        holder.release()
     assert elapsed < DEADLINE_S + 0.5
     task = parse_task(twiml)
     assert (task["identified"], task["reason"]) == (False, "unavailable")
@@ -69,8 +68,7 @@ def test_a_verification_done_too_late_to_save_is_discarded(
     holder = locked(settings)
 
     def release() -> None:
-        holder.execute("ROLLBACK")
-        holder.close()
+        holder.release()
 
     # The check ends at 0.8 s of a 1 s deadline: less than the save's reserve is left.
     assert services.calls.save_reserve_s > DEADLINE_S - 0.8

@@ -121,8 +121,7 @@ def test_a_step_whose_save_fails_is_saved_once_redis_answers(
 
     def fault_then_release() -> None:
         undo.append(fault(own_redis, redis_client))
-        holder.execute("ROLLBACK")
-        holder.close()
+        holder.release()
 
     threading.Timer(0.3, fault_then_release).start()
     try:
