@@ -9,7 +9,7 @@ flow can route the caller to an agent instead of failing the webhook.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -17,7 +17,8 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
 from ivr.exceptions import AccountNotFound, DependencyError
-from ivr.store.account_import import ImportReport, write_rows
+from ivr.store.account_import import ImportReport, count_changes, write_rows
+from ivr.store.account_prune import delete_accounts, unlisted
 from ivr.store.accounts_csv import ImportRow
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_queries import RawSelect
@@ -186,6 +187,25 @@ class PinStore:
         """Create or update every row (replacing its phones), in short transactions of a
         chunk each (:mod:`ivr.store.account_import`); ``progress(done)`` after each."""
         return self._run(lambda: write_rows(self._engine, self._hasher, rows, progress))
+
+    def count_changes(self, rows: Sequence[ImportRow]) -> ImportReport:
+        """What :meth:`upsert_many` would do with ``rows``, without writing (a dry run)."""
+        return self._run(lambda: count_changes(self._engine, self._hasher, rows))
+
+    def unlisted(self, listed: Collection[str]) -> list[str]:
+        """Customer numbers of the stored accounts not in ``listed`` (what a prune deletes)."""
+        return self._run(lambda: unlisted(self._engine, listed))
+
+    def delete_many(
+        self,
+        numbers: Sequence[str],
+        clean_up: Callable[[str], object],
+        progress: Callable[[int], None] = lambda done: None,
+    ) -> int:
+        """Delete the accounts ``numbers`` in short transactions, each account's
+        ``clean_up(customer_number)`` first (:mod:`ivr.store.account_prune`); how many
+        were deleted."""
+        return self._run(lambda: delete_accounts(self._engine, numbers, clean_up, progress))
 
     def count(self) -> int:
         """Number of accounts."""

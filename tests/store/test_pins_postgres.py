@@ -16,6 +16,7 @@ from ivr.exceptions import DependencyError
 from ivr.store.hashing import PinHasher
 from ivr.store.pins import Account, PinStore, create_engine
 from tests.conftest import POSTGRES_URL
+from tests.store.test_account_import_changes import ImportChangesBehaviour
 from tests.store.test_pins import (
     PEPPER,
     PIN,
@@ -69,6 +70,14 @@ class TestPinStorePostgres(PinStoreBehaviour):
             conn.execute("LOCK TABLE accounts, account_phones IN ACCESS EXCLUSIVE MODE NOWAIT")
             yield
             conn.rollback()
+
+
+class TestImportChangesPostgres(ImportChangesBehaviour):
+    """Imports' change detection, dry runs and chunked deletes on PostgreSQL."""
+
+    @pytest.fixture
+    def db_url(self, schema_url: str) -> str:
+        return schema_url
 
 
 def test_engine_sets_timeouts_and_keeps_url_options(schema_url: str) -> None:
