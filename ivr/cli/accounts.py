@@ -14,19 +14,14 @@ from pathlib import Path
 
 import click
 
+from ivr.cli import account_cleanup, importing
 from ivr.cli.errors import EXPECTED_ERRORS, fail, one_line_errors
 from ivr.cli.settings import pass_settings
 from ivr.cli.unlocking import lockout_tools, open_store
 from ivr.config import Settings
-from ivr.exceptions import AccountNotFound, ImportRowError
+from ivr.exceptions import AccountNotFound
 from ivr.pin_policy import generate as generate_pin
 from ivr.store.account_admin import AccountAdmin
-from ivr.store.account_import import ImportReport
-from ivr.store.accounts_csv import ImportRow, ParsedFile, read_accounts
-from ivr.store.pins import PinStore
-
-# Bad rows listed one per line, up to this many; the rest are counted.
-MAX_REPORTED = 50
 
 
 @click.group("accounts")
@@ -41,25 +36,37 @@ def accounts() -> None:
     is_flag=True,
     help="Import the valid rows and report the bad ones (default: write nothing).",
 )
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="The file is the full truth: delete every account it does not list (refused "
+    "if any row is bad).",
+)
+@click.option("--dry-run", is_flag=True, help="Check the file and print what would change.")
 @pass_settings
-def import_accounts(settings: Settings, file: Path, skip_invalid: bool) -> None:
+def import_accounts(
+    settings: Settings, file: Path, skip_invalid: bool, prune: bool, dry_run: bool
+) -> None:
     """Create or update the accounts in FILE (customer_number and any of name, phones,
     pin). Every bad row is reported (line and reason, never the PIN); nothing is
-    written unless --skip-invalid."""
-    parsed = _read_rows(settings, file)
-    _report_bad_rows(file, parsed.errors, fatal=not skip_invalid)
+    written unless --skip-invalid. --prune deletes the accounts FILE does not list;
+    --dry-run writes nothing and prints what would be created, updated, left unchanged
+    and deleted."""
+    parsed = importing.read_rows(settings, file)
+    importing.check_rows(file, parsed, skip_invalid=skip_invalid, prune=prune)
     rows = parsed.rows
     with one_line_errors():
         store = open_store(settings)
         try:
-            report = _write_with_progress(store, rows)
-        except ImportRowError as exc:  # a new account without a name: nothing written
-            fail(f"{file} {exc}")
+            if dry_run:
+                click.echo(importing.dry_run(store, file, rows, prune=prune))
+                return
+            click.echo(importing.write(store, file, rows))
+            if prune:
+                for line in importing.prune(settings, store, file, rows):
+                    click.echo(line)
         finally:
             store.close()
-    click.echo(
-        f"imported {len(rows)} accounts ({report.created} created, {report.updated} updated)"
-    )
 
 
 @accounts.command("show")
@@ -108,23 +115,31 @@ def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin
 @click.argument("customer_number")
 @pass_settings
 def delete_account(settings: Settings, customer_number: str) -> None:
-    """Delete the account CUSTOMER_NUMBER and clear its lockout."""
+    """Delete the account CUSTOMER_NUMBER and clear its lockout (first, so a failure
+    leaves the account in place; run the command again)."""
+    cleared = False
+
+    def clean_up(number: str) -> None:
+        nonlocal cleared
+        cleared = account_cleanup.clean_up_deleted_account(cleanup, number)
+
     with one_line_errors():
         store = open_store(settings)
         try:
-            store.delete(customer_number)
+            if store.get(customer_number) is None:
+                raise AccountNotFound(f"no account with customer number {customer_number}")
+            try:
+                with account_cleanup.open_cleanup(settings) as cleanup:
+                    deleted = store.delete_many([customer_number], clean_up)
+            except EXPECTED_ERRORS as exc:
+                fail(f"account {customer_number} was not deleted: {exc} (run the command again)")
         finally:
             store.close()
-    click.echo(f"deleted account {customer_number}")
-    # Without Redis there are no lockouts to clear; the deletion itself is complete.
-    if not settings.redis.url:
-        return
-    try:
-        cleared, _ = _unlock(settings, customer_number)
-    except EXPECTED_ERRORS as exc:
-        fail(f"account {customer_number} was deleted, but its lockout was not cleared: {exc}")
+    if not deleted:
+        fail(f"no account with customer number {customer_number}")
     if cleared:
         click.echo(f"cleared the lockout of account {customer_number}")
+    click.echo(f"deleted account {customer_number}")
 
 
 @accounts.command("unlock")
@@ -151,50 +166,6 @@ def _admin(settings: Settings) -> Iterator[AccountAdmin]:
         yield AccountAdmin(store.engine, store.hasher)
     finally:
         store.close()
-
-
-def _write_with_progress(store: PinStore, rows: list[ImportRow]) -> ImportReport:
-    """Write ``rows``, with a progress bar (rows, ETA) on stderr when it is a terminal;
-    quiet when piped or logged."""
-    if not sys.stderr.isatty():
-        return store.upsert_many(rows)
-    with click.progressbar(length=len(rows), label="importing", file=sys.stderr, show_pos=True,
-                           show_eta=True) as bar:  # fmt: skip
-        return store.upsert_many(rows, progress=lambda done: bar.update(done - bar.pos))
-
-
-def _report_bad_rows(file: Path, errors: list[ImportRowError], *, fatal: bool) -> None:
-    """One line per bad row (at most MAX_REPORTED, then a count); exit 1 when ``fatal``."""
-    if not errors:
-        return
-    if fatal and len(errors) == 1:
-        fail(f"{file} {errors[0]}")  # "FILE line 7: ..."
-    prefix = "error" if fatal else "skipped"
-    for exc in errors[:MAX_REPORTED]:
-        click.echo(f"{prefix}: {file} {exc}", err=True)
-    if len(errors) > MAX_REPORTED:
-        click.echo(f"{prefix}: … and {len(errors) - MAX_REPORTED} more bad rows", err=True)
-    if fatal:
-        fail(f"{file}: {len(errors)} bad row(s), nothing imported (--skip-invalid imports "
-             "the others)")  # fmt: skip
-
-
-def _read_rows(settings: Settings, file: Path) -> ParsedFile:
-    """Every row of ``file``, validated, before anything touches the database."""
-    # utf-8-sig: files saved by spreadsheet programs often start with a byte-order mark.
-    try:
-        with file.open(encoding="utf-8-sig", newline="") as stream:
-            return read_accounts(
-                stream,
-                policy=settings.pin_policy(),
-                default_region=settings.server.default_region,
-            )
-    except ImportRowError as exc:
-        fail(f"{file} {exc}")  # "FILE line 7: ..."
-    except UnicodeDecodeError:
-        fail(f"{file} is not UTF-8 text")
-    except OSError as exc:
-        fail(f"cannot read {file}: {exc.strerror or exc}")
 
 
 def _unlock(

@@ -53,15 +53,16 @@ def write(tmp_path: Path, text: str, name: str = "accounts.csv") -> Path:
     return path
 
 
-def test_import_ok_then_reimport_updates(tmp_path: Path) -> None:
-    """Importing creates the accounts; importing again reports them as updated."""
+def test_import_ok_then_reimport_changes_nothing(tmp_path: Path) -> None:
+    """Importing creates the accounts; importing the same file again reports them as
+    unchanged."""
     settings = make_settings(tmp_path)
     csv = write(tmp_path, GOOD_CSV)
     result = run(settings, "import", str(csv))
     assert result.exit_code == 0, result.output
-    assert result.stdout.strip() == "imported 2 accounts (2 created, 0 updated)"
+    assert result.stdout.strip() == "imported 2 accounts (2 created, 0 updated, 0 unchanged)"
     result = run(settings, "import", str(csv))
-    assert result.stdout.strip() == "imported 2 accounts (0 created, 2 updated)"
+    assert result.stdout.strip() == "imported 2 accounts (0 created, 0 updated, 2 unchanged)"
     store = open_store(settings)
     try:
         assert store.check_pin("1001", "482913") == Account("1001", "Erika Mustermann")
