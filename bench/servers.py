@@ -23,6 +23,7 @@ from ivr.embedded_redis import free_port
 REPO = Path(__file__).resolve().parent.parent
 AUTH_TOKEN = "bench-auth-token-0123456789abcdef"  # noqa: S105 - the benchmark's own
 PEPPER = "bench-pepper-0123456789abcdef-0123"
+API_TOKEN = "bench-api-token-0123456789abcdef"  # noqa: S105 - the benchmark's own
 WORKFLOW_SID = "WW" + "0" * 32
 # No lockout may trigger while thousands of PIN requests hit the same accounts, so the
 # limits are out of reach; the counters still run in full for every submission.
@@ -48,6 +49,8 @@ caller_max_failures = {LOCKOUT_LIMIT}
 [routing]
 mode = "enqueue"
 workflow_sid = "{WORKFLOW_SID}"
+[api]
+token = "{API_TOKEN}"
 """,
         encoding="utf-8",
     )

@@ -119,7 +119,11 @@ class RoutingSettings:
 
 @dataclass(frozen=True)
 class ApiSettings:
+    # The screen-pop API (GET /api/calls/<CallSid>): on unless turned off here; needs token.
+    enabled: bool = True
     token: str = field(default="", repr=False)
+    # The provisioning API (/api/accounts) for the customer system; empty: off.
+    provisioning_token: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,7 @@ SECRET_ENV = {
     ("twilio", "account_sid"): "TWILIO_ACCOUNT_SID",
     ("pin_store", "pepper"): "IVR_PIN_PEPPER",
     ("api", "token"): "IVR_API_TOKEN",
+    ("api", "provisioning_token"): "IVR_PROVISIONING_TOKEN",
     ("console", "secret_key"): "IVR_CONSOLE_SECRET_KEY",
     ("screen_pop", "webhook_secret"): "IVR_SCREEN_POP_WEBHOOK_SECRET",
 }

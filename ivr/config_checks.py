@@ -11,6 +11,7 @@ from ivr import phone
 from ivr.config import (
     ROUTING_MODES,
     TWILIO_TIMEOUT_S,
+    ApiSettings,
     PinSettings,
     RoutingSettings,
     Settings,
@@ -60,11 +61,25 @@ def problems(s: Settings, *, web: bool = True) -> list[str]:
         errors.append("[pin_store] pepper must be set to at least 16 characters (IVR_PIN_PEPPER)")
     if not s.pin_store.pepper_id or s.pin_store.pepper_id in s.pin_store.old_peppers:
         errors.append("[pin_store] pepper_id must be non-empty and not reused in old_peppers")
-    if s.api.token and len(s.api.token) < 16:
-        errors.append("[api] token must be at least 16 characters (IVR_API_TOKEN)")
+    errors.extend(_api_errors(s.api, web))
     errors.extend(_redis_errors(s))
     errors.extend(_routing_errors(s.routing, s.server.default_region))
     errors.extend(_side_channel_errors(s))
+    return errors
+
+
+def _api_errors(api: ApiSettings, web: bool) -> list[str]:
+    errors = []
+    if web and api.enabled and not api.token:
+        errors.append("[api] token is required while [api] enabled = true (IVR_API_TOKEN); "
+                      "set enabled = false to turn the screen-pop API off")  # fmt: skip
+    if api.token and len(api.token) < 16:
+        errors.append("[api] token must be at least 16 characters (IVR_API_TOKEN)")
+    if api.provisioning_token and len(api.provisioning_token) < 32:
+        errors.append("[api] provisioning_token must be at least 32 characters "
+                      "(IVR_PROVISIONING_TOKEN)")  # fmt: skip
+    if api.provisioning_token and api.provisioning_token == api.token:
+        errors.append("[api] provisioning_token must differ from [api] token")
     return errors
 
 

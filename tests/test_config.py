@@ -121,6 +121,13 @@ def test_config_file_from_ivr_config_variable(tmp_path: Path) -> None:
         ("", {"IVR_PIN_PEPPER": "short"}, "[pin_store] pepper"),
         ("", {"TWILIO_AUTH_TOKEN": ""}, "[twilio] auth_token"),
         ("", {"IVR_API_TOKEN": "short"}, "[api] token"),
+        ("", {"IVR_API_TOKEN": ""}, "[api] token is required while [api] enabled"),
+        ("", {"IVR_PROVISIONING_TOKEN": "short"}, "[api] provisioning_token"),
+        (
+            "",
+            {"IVR_PROVISIONING_TOKEN": "api-token-0123456789abcdef"},
+            "[api] provisioning_token must differ",
+        ),
         ("", {"IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": "many"}, "[lockout] account_max_failures"),
         ("[pin\n", {}, "not valid TOML"),
         ("", {"IVR_REDIS_URLL": "redis://x"}, "IVR_REDIS_URLL names no key of [redis]"),
@@ -135,6 +142,12 @@ def test_bad_config_names_the_key(tmp_path: Path, toml: str, env: dict[str, str]
     with pytest.raises(ConfigError) as info:
         config.load(path, env={**SECRETS, **env})
     assert key in str(info.value)
+
+
+def test_the_screen_pop_api_may_be_turned_off(tmp_path: Path) -> None:
+    """With [api] enabled = false no token is needed."""
+    path = write(tmp_path, '[routing]\nnumber = "+4930123456"\n[api]\nenabled = false\n')
+    assert config.load(path, env={**SECRETS, "IVR_API_TOKEN": ""}).api.enabled is False
 
 
 @pytest.mark.parametrize(

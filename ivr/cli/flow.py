@@ -24,7 +24,7 @@ RENDERERS = {"mermaid": to_mermaid, "dot": to_dot, "svg": to_svg}
 def _settings(config_path: str | None) -> Settings:
     if config_path is None:
         return Settings()  # defaults only: nothing to validate, no secrets needed
-    return load_config(config_path)
+    return load_config(config_path, web=False)  # the graph serves no webhook
 
 
 def _load(config_path: str | None, file: str | None) -> tuple[Path, Flow]:

@@ -25,8 +25,10 @@ def _error(status: int, message: str) -> Response:
 
 @bp.before_request
 def require_token() -> Response | None:
-    """401 without credentials, 403 with wrong ones or when no token is configured."""
+    """404 when the API is turned off, 401 without credentials, 403 with wrong ones."""
     services: Services = current_app.extensions["ivr"]
+    if not services.settings.api.enabled:
+        return _error(404, "the screen-pop API is turned off ([api] enabled)")
     return bearer_error(services.settings.api.token)
 
 

@@ -48,8 +48,12 @@ def init_app(app: Flask, services: Services) -> None:
     app.register_blueprint(bp)
 
 
-# The same bearer-token check as the API (401 without credentials, 403 with wrong ones).
-bp.before_request(api.require_token)
+@bp.before_request
+def require_token() -> Response | None:
+    """The screen-pop API's token (401 without credentials, 403 with wrong ones or when
+    none is configured), also while that API is turned off."""
+    services: Services = current_app.extensions["ivr"]
+    return api.bearer_error(services.settings.api.token)
 
 
 @bp.get("/metrics")

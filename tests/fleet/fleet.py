@@ -131,6 +131,9 @@ class Fleet:
         )  # fmt: skip
 
 
+FLEET_API_TOKEN = "fleet-api-token-0123456789abcdef"  # noqa: S105 - the tests' own
+
+
 def write_config(path: Path, redis_url: str, queue_url: str, db_url: str) -> None:
     """The config every node of the fleet serves."""
     queue = f'[queue]\nurl = "{queue_url}"\n' if queue_url else ""
@@ -150,6 +153,8 @@ account_max_failures = {MAX_FAILURES}
 [routing]
 mode = "enqueue"
 workflow_sid = "{WORKFLOW_SID}"
+[api]
+token = "{FLEET_API_TOKEN}"
 """,
         encoding="utf-8",
     )

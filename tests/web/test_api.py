@@ -96,11 +96,13 @@ def test_unknown_call_is_404(client: FlaskClient) -> None:
     assert client.get("/api/calls/CA" + "0" * 32, headers=AUTH).status_code == 404
 
 
-@pytest.mark.parametrize("overrides", [{"api": {"token": ""}}])
-def test_api_without_configured_token_refuses_everyone(client: FlaskClient) -> None:
-    """With no [api] token configured, no bearer token opens the API."""
-    response = client.get("/api/calls/CA" + "0" * 32, headers={"Authorization": "Bearer x"})
-    assert response.status_code == 403
+@pytest.mark.parametrize("overrides", [{"api": {"enabled": False, "token": ""}}])
+def test_api_turned_off_refuses_everyone(client: FlaskClient) -> None:
+    """With [api] enabled = false the screen-pop API answers 404 to any token."""
+    for token in ("", "x", API_TOKEN):
+        response = client.get("/api/calls/CA" + "0" * 32,
+                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        assert response.status_code == 404
 
 
 def test_health_and_readiness(client: FlaskClient) -> None:

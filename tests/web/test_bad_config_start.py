@@ -11,7 +11,7 @@ from tests.fleet.web_nodes import SCRUBBED_PREFIXES
 
 
 def test_gunicorn_stops_with_every_config_problem_on_a_line(tmp_path: Path) -> None:
-    """gunicorn "ivr:create_app()" on a config with four problems prints each as one
+    """gunicorn "ivr:create_app()" on a config with five problems prints each as one
     "config: …" line, no traceback, and the master stops ("App failed to load")."""
     conf = tmp_path / "bad.toml"
     conf.write_text('[pin]\nlength = 40\n[routing]\nmode = "enqueue"\n', encoding="utf-8")
@@ -25,8 +25,9 @@ def test_gunicorn_stops_with_every_config_problem_on_a_line(tmp_path: Path) -> N
     output = done.stdout + done.stderr
     assert done.returncode != 0
     config_lines = [line for line in output.splitlines() if line.startswith("config: ")]
-    assert len(config_lines) == 4, output
-    for key in ("[pin] length", "[twilio] auth_token", "[pin_store] pepper", "workflow_sid"):
+    assert len(config_lines) == 5, output
+    for key in ("[pin] length", "[twilio] auth_token", "[pin_store] pepper", "workflow_sid",
+                "[api] token"):  # fmt: skip
         assert any(key in line for line in config_lines), output
     assert "Traceback" not in output
     assert "App failed to load" in output

@@ -58,11 +58,12 @@ workflow_sid = "{WORKFLOW_SID}"
 """,
         encoding="utf-8",
     )
-    env = {**os.environ, "IVR_CONFIG": str(config_file), "IVR_PIN_PEPPER": PEPPER}
+    env = {**os.environ, "IVR_CONFIG": str(config_file), "IVR_PIN_PEPPER": PEPPER,
+           "IVR_API_TOKEN": API_TOKEN}  # fmt: skip
     services = build(config.load(config_file, env=env))
     # Metrics shared by the two workers (prometheus-client's multiprocess mode).
     (tmp_path / "metrics").mkdir()
-    env.update({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"), "IVR_API_TOKEN": API_TOKEN})
+    env.update({"PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics")})
     seed(services)
     services.close()
     gunicorn = Path(sys.executable).with_name("gunicorn")

@@ -45,9 +45,9 @@ def test_token_required(client: FlaskClient) -> None:
     assert client.get("/metrics", headers={"Authorization": API_TOKEN}).status_code == 401
 
 
-@pytest.mark.parametrize("overrides", [{"api": {"token": ""}}])
+@pytest.mark.parametrize("overrides", [{"api": {"enabled": False, "token": ""}}])
 def test_no_token_configured_is_403(client: FlaskClient) -> None:
-    """Without [api] token, /metrics is closed to everyone."""
+    """Without [api] token (the screen-pop API turned off), /metrics is closed to all."""
     assert client.get("/metrics", headers=AUTH).status_code == 403
 
 
