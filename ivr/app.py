@@ -9,7 +9,7 @@ from flask import Flask
 from ivr import config, twiml
 from ivr.config import Settings
 from ivr.services import Services, build
-from ivr.web import agent, api, health, voice
+from ivr.web import agent, api, health, provisioning, voice
 from ivr.web import metrics as metrics_web
 from ivr.web.signature import SignatureChecker
 
@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None, services: Services | None = Non
         log.warning("[twilio] validate_signatures = false: webhooks are NOT authenticated")
     app.register_blueprint(voice.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(provisioning.bp)
     app.register_blueprint(health.bp)
     agent.init_app(app, services)
     metrics_web.init_app(app, services)

@@ -4,7 +4,8 @@
     ├── ConfigError        a setting is missing or wrong; the message names the key
     ├── FlowError          a flow file is invalid; ``problems`` lists each, naming node or prompt
     ├── ImportRowError     a row of an accounts CSV is invalid; carries the line number
-    ├── AccountNotFound    a CLI command named a customer number that does not exist
+    ├── AccountNotFound    a CLI command or API call named a customer number that does not exist
+    ├── VersionMismatch    an account changed since the version a request named (If-Match)
     └── DependencyError    Redis or the PIN store did not answer in time
         └── ReplicaAckError  no Redis replica acknowledged a lockout count in time
 
@@ -45,6 +46,11 @@ class ImportRowError(IVRError):
 
 class AccountNotFound(IVRError):
     """No account has the given customer number."""
+
+
+class VersionMismatch(IVRError):
+    """The account is not at the version the request named (``If-Match``), or exists
+    where the request required that it did not (``If-None-Match: *``)."""
 
 
 class DependencyError(IVRError):

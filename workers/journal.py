@@ -10,6 +10,7 @@ entry written twice is one row. ``ivr worker --burst`` drains the journal once i
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
@@ -17,10 +18,13 @@ import threading
 import uuid
 from datetime import datetime
 
+from ivr.erasure import account_pseudonym, caller_pseudonym
 from ivr.exceptions import DependencyError
 from ivr.flow.state import Verdict
+from ivr.store.account_admin import existing
 from ivr.store.audit import AttemptRow
 from ivr.store.audit_journal import AuditJournal, JournalEntry
+from ivr.store.hashing import PinHasher
 from workers.jobs import JobContext
 
 log = logging.getLogger("workers.journal")
@@ -58,7 +62,8 @@ def drain_once(
     entries = journal.read(consumer, READ_BATCH, block_ms)
     if not entries:
         return 0
-    ctx.audit.record_attempts([row for row in map(_row, entries) if row is not None])
+    rows = [row for row in map(_row, entries) if row is not None]
+    ctx.audit.record_attempts(_without_erased(ctx, rows))
     journal.done([entry.entry_id for entry in entries])
     return len(entries)
 
@@ -106,6 +111,25 @@ class JournalDrain(threading.Thread):
                 self.journal.leave(self.consumer)
             except DependencyError as exc:
                 log.warning("audit journal: could not leave the group: %s", exc)
+
+
+def _without_erased(ctx: JobContext, rows: list[AttemptRow]) -> list[AttemptRow]:
+    """``rows``, those of accounts erased since the attempt pseudonymised as the erasure
+    did to the rows already in SQL (:mod:`ivr.erasure`). A number is journalled in clear
+    only while its account exists (else as its subject), so a clear one whose account is
+    gone was erased."""
+    clear = {r.customer_number for r in rows if r.customer_number.isdigit()}
+    gone = clear - existing(ctx.engine, sorted(clear)) if clear else set()
+    if not gone:
+        return rows
+    hasher = PinHasher.from_settings(ctx.settings.pin_store)
+    return [
+        dataclasses.replace(
+            row, customer_number=account_pseudonym(hasher, row.customer_number),
+            caller=caller_pseudonym(hasher, row.caller) if row.caller else None,
+        ) if row.customer_number in gone else row
+        for row in rows
+    ]  # fmt: skip
 
 
 def _row(entry: JournalEntry) -> AttemptRow | None:

@@ -25,7 +25,7 @@ HEADER = ("customer_number", "name", "phones", "pin")
 CLEAR = "-"
 MAX_NAME_CHARS = 200
 # Customer numbers are typed on a keypad, so: ASCII digits only, at most 12 of them.
-_CUSTOMER_NUMBER = re.compile(r"[0-9]{1,12}")
+CUSTOMER_NUMBER = re.compile(r"[0-9]{1,12}")
 _MIN_REDACTED_PIN = 4
 
 
@@ -127,7 +127,7 @@ def _parse_row(
     given = dict(zip(columns, (cell.strip() for cell in cells), strict=True))
     number, name = given["customer_number"], given.get("name") or None
     pin_cell, phones_cell = given.get("pin", ""), given.get("phones", "")
-    if not _CUSTOMER_NUMBER.fullmatch(number):
+    if not CUSTOMER_NUMBER.fullmatch(number):
         _fail(line, "customer_number must be 1 to 12 digits (0-9)", pin_cell)
     if name is not None and len(name) > MAX_NAME_CHARS:
         _fail(line, f"name is longer than {MAX_NAME_CHARS} characters", pin_cell)

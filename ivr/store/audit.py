@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import Enum
@@ -202,6 +202,21 @@ class AuditStore:
         statement = audit_events.delete().where(audit_events.c.at < _utc(older_than))
         with translate_errors("audit store"), self._engine.begin() as conn:
             return int(conn.execute(statement).rowcount)
+
+    def pseudonymise(self, customer_number: str, pseudonym: str,
+                     callers: Mapping[str, str]) -> int:  # fmt: skip
+        """Replace ``customer_number`` by ``pseudonym`` in every row, and each caller
+        number in ``callers`` by its pseudonym (an erased account: GDPR Art. 17). The
+        rows stay, so counts and times remain; returns how many rows changed."""
+        rows = audit_events.c
+        statements = [
+            audit_events.update().where(rows.customer_number == customer_number)
+            .values(customer_number=pseudonym),
+            *(audit_events.update().where(rows.caller == number).values(caller=alias)
+              for number, alias in callers.items()),
+        ]  # fmt: skip
+        with translate_errors("audit store"), self._engine.begin() as conn:
+            return sum(int(conn.execute(statement).rowcount) for statement in statements)
 
     def count(self) -> int:
         """Number of rows (for tests and health output)."""

@@ -12,9 +12,11 @@ import redis
 import requests
 
 from ivr.config import Settings
+from ivr.erasure import Eraser, account_pseudonym, caller_pseudonym
 from ivr.exceptions import DependencyError
 from ivr.jobs import QUEUE_AUDIT
 from ivr.services import Services
+from ivr.store.account_admin import AccountAdmin
 from ivr.store.audit import AuditStore
 from ivr.store.audit_journal import AuditJournal
 from ivr.store.keys import JOURNAL_TTL_S, PURGE_MARKER_TTL_S
@@ -115,7 +117,7 @@ def test_database_down_leaves_the_entries_pending(
     dead = create_engine(f"postgresql+psycopg://x@127.0.0.1:{free_port()}/x", 0.5)
     down = JobContext(settings, context.redis, context.link, dead, requests.Session())
     try:
-        with pytest.raises(DependencyError, match="audit store failed"):
+        with pytest.raises(DependencyError, match="(PIN|audit) store failed"):
             drain_once(down, "worker-a")
     finally:
         down.close()
@@ -203,3 +205,19 @@ def test_workers_leave_the_group_when_done(
     assert not journal.leave("holder")
     names = [c["name"] for c in redis_client.xinfo_consumers(journal.key, "audit-writers")]
     assert names == [b"holder"]
+
+
+def test_an_attempt_drained_after_its_account_was_erased_is_pseudonymised(
+    context: JobContext, store: AuditStore, services: Services, journal: AuditJournal
+) -> None:
+    """An attempt still in the journal when its account is erased reaches SQL with the
+    erasure's pseudonyms, not the customer number and caller in clear."""
+    number, caller = ACCOUNTS[0][0], SINGLE_OWNER
+    services.link.send(journal.entry("CA" + "3" * 32, number, caller, "wrong",
+                                     "2026-11-01T10:00:00Z"), "test")  # fmt: skip
+    admin = AccountAdmin(services.pins.engine, services.hasher)
+    Eraser(admin, services.audit, services.lockout, services.hasher).erase(number)
+    assert drain_once(context, "worker") == 1
+    (row,) = store.export(LONG_AGO)
+    assert row.customer_number == account_pseudonym(services.hasher, number)
+    assert row.caller == caller_pseudonym(services.hasher, caller)
