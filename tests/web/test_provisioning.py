@@ -4,6 +4,7 @@ system, with its own token, versions (ETag/If-Match) and problem details."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from ivr.services import Services
+from ivr.store.pin_tables import accounts
 from tests.conftest import ACCOUNTS, API_TOKEN
 from tests.twilio_phone import Call, parse_task
 
@@ -184,6 +186,35 @@ def test_of_racing_edits_with_one_version_exactly_one_wins(app: Any) -> None:
     for thread in threads:
         thread.join()
     assert sorted(statuses) == [200] + [412] * 7
+
+
+def test_edits_waiting_behind_another_writer_see_its_version(app: Any, services: Services) -> None:
+    """While another writer holds the account changed but not yet committed, eight
+    PATCHes with the version before it wait; once it commits, every one of them is 412
+    (none overwrites the change it never saw)."""
+    client = app.test_client()
+    tag = put(client, NEW, {"name": "Jana"}).headers["ETag"]
+    statuses: list[int] = []
+
+    def edit(n: int) -> None:
+        answer = app.test_client().patch(f"/api/accounts/{NEW}", json={"name": f"Editor {n}"},
+                                          headers={**AUTH, "If-Match": tag})  # fmt: skip
+        statuses.append(answer.status_code)
+
+    threads = [threading.Thread(target=edit, args=(n,)) for n in range(8)]
+    with services.pins.engine.connect() as writer:
+        writer.execute(
+            accounts.update().where(accounts.c.customer_number == NEW)
+            .values(name="Other", updated_at=datetime.now(UTC) + timedelta(seconds=1))
+        )  # fmt: skip
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # the edits are under way, waiting for the writer
+        writer.commit()
+    for thread in threads:
+        thread.join()
+    assert statuses == [412] * 8
+    assert client.get(f"/api/accounts/{NEW}", headers=AUTH).get_json()["name"] == "Other"
 
 
 def test_a_generated_pin_is_returned_once_and_works(client: FlaskClient, phone: Phone) -> None:
