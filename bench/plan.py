@@ -93,6 +93,8 @@ class Plan:
     memory_calls: int
     trip_samples: int
     profile_s: int = 20
+    # Rows of the generated file ``ivr accounts import`` is measured with (bench/imports.py).
+    import_rows: int = 200_000
 
     @property
     def large_label(self) -> str:
@@ -137,7 +139,8 @@ def full_plan(wrk_threads: int = 1) -> Plan:
 def smoke_plan(wrk_threads: int = 1) -> Plan:
     """A quick end-to-end check of the harness itself; its numbers mean little.
 
-    The full plan, cut down: 10^4 large accounts, one round of 1 s per target.
+    The full plan, cut down: 10^4 large accounts, one round of 1 s per target, imports
+    of 2,000 rows.
     """
     return replace(
         full_plan(wrk_threads),
@@ -150,6 +153,7 @@ def smoke_plan(wrk_threads: int = 1) -> Plan:
         memory_calls=200,
         trip_samples=5,
         profile_s=5,
+        import_rows=2_000,
     )
 
 

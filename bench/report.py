@@ -65,6 +65,7 @@ class Results:
     memory: Memory | None = None
     finished_bytes: float | None = None
     keys: list[KeyGroup] = field(default_factory=list)
+    imports: list[str] = field(default_factory=list)  # Markdown (bench/imports.py)
 
     def ratio(self, top: str, bottom: str) -> float:
         return self.rows[top].rps / self.rows[bottom].rps
@@ -121,7 +122,7 @@ def render(res: Results) -> str:
             for g in res.keys
         ],
     )
-    return "\n".join(out) + "\n"
+    return "\n".join(out + res.imports) + "\n"
 
 
 def _targets(res: Results) -> list[tuple[str, str, str, str]]:

@@ -2,8 +2,9 @@
 
 Starts a private Redis, fills two PIN stores, serves baseline, peer and the product
 (once per store) under the same gunicorn settings, loads each with wrk in interleaved
-rounds, measures the product's Redis use in-process, and prints the report (Markdown,
-also written to ``bench/results/latest.md``). Exit status 1 when any answer was not the
+rounds, measures the product's Redis use in-process, times ``ivr accounts import`` on
+SQLite and PostgreSQL (``bench/imports.py``), and prints the report (Markdown, also
+written to ``bench/results/latest.md``). Exit status 1 when any answer was not the
 TwiML the target must give: a benchmark of error answers is worthless.
 """
 
@@ -30,6 +31,7 @@ from bench import profiling
 from bench.accounts import fill
 from bench.driver import Driver, progress
 from bench.fleet import run_fleet
+from bench.imports import measure as measure_imports
 from bench.keys import audit
 from bench.load import Load, LoadError, find_wrk, wrk_version
 from bench.plan import GUNICORN_ARGS, PRODUCT_KINDS, Plan, Store, full_plan, smoke_plan
@@ -119,6 +121,7 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
             res.keys = audit(client, "") + audit(probe_client, "(probe) ")
             probe_client.close()
         client.close()
+        res.imports = measure_imports(plan.import_rows, work, server.url)
     res.meta.append(("load average at the end", _loadavg()))
     report = render(res)
     sys.stdout.write(report)

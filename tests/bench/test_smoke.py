@@ -32,6 +32,10 @@ ROWS = (
     "PIN step, right PIN after a wrong one",
     "status callback (completed)",
     "`ivr:call:{*}`",
+    "import into SQLite, new accounts",
+    "import into SQLite, the same file again (all unchanged)",
+    "import into SQLite, --prune",
+    "import into PostgreSQL",  # a row per run, or that it was skipped
 )
 
 
