@@ -56,7 +56,8 @@ class Eraser:
 
     admin: AccountAdmin
     audit: AuditStore
-    lockout: Lockout
+    # None where no Redis is configured: then there is no lockout state to clear.
+    lockout: Lockout | None
     hasher: PinHasher
 
     def erase(self, customer_number: str, expect: Expect = ANY_VERSION) -> bool:
@@ -72,10 +73,24 @@ class Eraser:
         else:
             expect.check(current.version)
             seen, phones = Expect(match=(current.version,)), current.phones
-        callers = {number: caller_pseudonym(self.hasher, number) for number in phones}
-        self.audit.pseudonymise(customer_number, account_pseudonym(self.hasher, customer_number),
-                                callers)  # fmt: skip
-        self.lockout.unlock_account(self.hasher.subject("account", customer_number))
+        self._erase_traces(customer_number, phones)
         # A change since the check (a phone added, say) is refused: sent again, it is
         # erased in full.
         return self.admin.delete(customer_number, seen)
+
+    def erase_traces(self, customer_number: str) -> bool:
+        """Steps 1 and 2 only, for a caller that deletes the account's row itself (the
+        CLI's delete and prune, in bulk); True if a lockout or failure count was cleared."""
+        try:
+            phones = self.admin.details(customer_number).phones
+        except AccountNotFound:
+            phones = ()
+        return self._erase_traces(customer_number, phones)
+
+    def _erase_traces(self, customer_number: str, phones: tuple[str, ...]) -> bool:
+        callers = {number: caller_pseudonym(self.hasher, number) for number in phones}
+        self.audit.pseudonymise(customer_number, account_pseudonym(self.hasher, customer_number),
+                                callers)  # fmt: skip
+        if self.lockout is None:
+            return False
+        return self.lockout.unlock_account(self.hasher.subject("account", customer_number))

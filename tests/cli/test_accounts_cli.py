@@ -229,3 +229,25 @@ def test_delete_clears_the_lockout(
     assert result.exit_code == 0, result.output
     assert "cleared the lockout of account 1001" in result.stdout
     assert not is_locked(settings, lockout, "1001")
+
+
+@pytest.mark.parametrize("with_redis", [True, False])
+def test_delete_pseudonymises_the_audit_trail(
+    tmp_path: Path, redis_url: str, with_redis: bool
+) -> None:
+    """After delete, the account's audit rows keep their outcome but name neither its
+    customer number nor its phone (also without Redis), as the API's DELETE does."""
+    settings = make_settings(tmp_path, redis_url if with_redis else "")
+    run(settings, "import", str(write(tmp_path, GOOD_CSV)))
+    store = open_store(settings)
+    try:
+        phone = "+4915112345678"  # the file's first phone of 1001
+        audit = AuditStore.on(store.engine)
+        audit.record_attempt("CA" + "1" * 32, "1001", phone, "wrong", datetime.now(UTC))
+        assert run(settings, "delete", "1001").exit_code == 0
+        (row,) = audit.export(datetime.now(UTC) - timedelta(hours=1))
+    finally:
+        store.close()
+    assert row.outcome == "wrong"
+    assert row.customer_number.startswith("erased:") and "1001" not in row.customer_number
+    assert row.caller is not None and row.caller.startswith("erased:")
