@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from redis.cluster import ClusterNode
 from redis.sentinel import Sentinel
 
-from tests.conftest import AUTH_TOKEN, PEPPER, WORKFLOW_SID
+from tests.conftest import API_TOKEN, AUTH_TOKEN, PEPPER, WORKFLOW_SID
 from tests.fleet.cluster import ClusterHarness
 from tests.fleet.ports import free_port, free_port_pair
 from tests.fleet.postgres import libpq_url, postgres_database, server_url
@@ -185,7 +185,7 @@ workflow_sid = "{WORKFLOW_SID}"
 """,
             encoding="utf-8",
         )
-        env = {"IVR_CONFIG": str(config), "IVR_PIN_PEPPER": PEPPER}
+        env = {"IVR_CONFIG": str(config), "IVR_PIN_PEPPER": PEPPER, "IVR_API_TOKEN": API_TOKEN}
         with WebNode(env, port) as web:
             assert web.health("/readyz") == 200
             assert web.proc is not None
