@@ -63,17 +63,20 @@ CONNECTIONS = 32  # wrk's keep-alive connections, for every target
 WORKERS = 2
 
 # The README's production line, exactly (tests/bench/test_plan.py holds them together):
-# the same settings serve baseline, peer, floor and product.
+# the same settings serve baseline, peer, floor and product. The benchmark once added
+# --worker-connections 16 to split wrk's 32 long-lived connections evenly; it capped each
+# worker at 16 connections, and open-loop it gave even the peer a 200+ ms p99 at 100
+# req/s (issue 13), so it is gone: every target runs as production does.
 PRODUCTION_ARGS: tuple[str, ...] = (
     "--worker-class", "gthread", "--workers", str(WORKERS), "--threads", "8",
 )  # fmt: skip
-# The one setting of the benchmark's own: --worker-connections splits wrk's few
-# long-lived connections evenly. Left to the accept() race, one worker often took 26 to
-# 30 of the 32 and did nearly all the work (many short connections from a proxy or
-# Twilio spread by numbers; a benchmark's 32 do not).
-GUNICORN_ARGS: tuple[str, ...] = (
-    *PRODUCTION_ARGS, "--worker-connections", str(CONNECTIONS // WORKERS),
-)  # fmt: skip
+GUNICORN_ARGS: tuple[str, ...] = PRODUCTION_ARGS
+
+# Open-loop targets (bench/latency.py), a row each; a floor per step slots in by name.
+OPEN_TARGETS: tuple[str, ...] = ("baseline", "peer", "floor", "menu", "pin", "mix")
+OPEN_RATES: tuple[int, ...] = (100, 300, 600)  # webhooks/s: a hotline's rates (issue 13)
+CAPACITY_P99_MS = 50.0  # capacity: the highest rate whose p99 stays within this
+DEADLINE_S = 2.0  # the webhook deadline: an answer later than this counts as late
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,11 @@ class Plan:
     memory_calls: int
     trip_samples: int
     profile_s: int = 20
+    # Open loop: seconds per (target, rate) point, per capacity probe, and of the overload.
+    open_s: float = 20.0
+    probe_s: float = 5.0
+    max_probes: int = 12
+    overload_s: float = 30.0
     # Rows of the generated file ``ivr accounts import`` is measured with (bench/imports.py).
     import_rows: int = 200_000
 
@@ -139,8 +147,9 @@ def full_plan(wrk_threads: int = 1) -> Plan:
 def smoke_plan(wrk_threads: int = 1) -> Plan:
     """A quick end-to-end check of the harness itself; its numbers mean little.
 
-    The full plan, cut down: 10^4 large accounts, one round of 1 s per target, imports
-    of 2,000 rows.
+    The full plan, cut down: 10^4 large accounts, no warm-ups (bench/driver.py), one
+    round of 1 s per target, open-loop points of 0.4 s, three capacity probes, 1 s of
+    overload, imports of 2,000 rows.
     """
     return replace(
         full_plan(wrk_threads),
@@ -154,6 +163,10 @@ def smoke_plan(wrk_threads: int = 1) -> Plan:
         trip_samples=5,
         profile_s=5,
         import_rows=2_000,
+        open_s=0.4,
+        probe_s=0.4,
+        max_probes=3,
+        overload_s=1.0,
     )
 
 

@@ -27,6 +27,6 @@ def test_bench_uses_the_documented_production_settings() -> None:
     assert bench == options
 
 
-def test_bench_adds_only_the_connection_split() -> None:
-    """Beyond the production line the benchmark sets only --worker-connections."""
-    assert GUNICORN_ARGS[len(PRODUCTION_ARGS) :: 2] == ("--worker-connections",)
+def test_bench_adds_nothing_to_the_production_line() -> None:
+    """Every server runs the production line and nothing else (no --worker-connections)."""
+    assert GUNICORN_ARGS == PRODUCTION_ARGS
