@@ -148,7 +148,7 @@ def smoke_plan(wrk_threads: int = 1) -> Plan:
     """A quick end-to-end check of the harness itself; its numbers mean little.
 
     The full plan, cut down: 10^4 large accounts, no warm-ups (bench/driver.py), one
-    round of 1 s per target, open-loop points of 0.4 s, three capacity probes, 1 s of
+    round of 1 s per target, open-loop points of 0.3 s, two capacity probes, 0.5 s of
     overload, imports of 2,000 rows.
     """
     return replace(
@@ -163,10 +163,10 @@ def smoke_plan(wrk_threads: int = 1) -> Plan:
         trip_samples=5,
         profile_s=5,
         import_rows=2_000,
-        open_s=0.4,
-        probe_s=0.4,
-        max_probes=3,
-        overload_s=1.0,
+        open_s=0.3,
+        probe_s=0.3,
+        max_probes=2,
+        overload_s=0.5,
     )
 
 

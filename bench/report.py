@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from bench.keys import KeyGroup
+from bench.latency_report import OpenResults
+from bench.latency_report import render as render_open
 from bench.load import Measurement
 from bench.plan import EXPECTED, Target
 from bench.probe import Memory, Trips
@@ -66,6 +68,7 @@ class Results:
     finished_bytes: float | None = None
     keys: list[KeyGroup] = field(default_factory=list)
     imports: list[str] = field(default_factory=list)  # Markdown (bench/imports.py)
+    open: OpenResults | None = None  # open-loop latency, capacity, overload
 
     def ratio(self, top: str, bottom: str) -> float:
         return self.rows[top].rps / self.rows[bottom].rps
@@ -82,7 +85,7 @@ def render(res: Results) -> str:
     """The whole report as Markdown (also what the command prints)."""
     out = ["# Service-PIN IVR benchmark", ""]
     out += [f"- {name}: {value}" for name, value in res.meta]
-    out += ["", "## Throughput and latency (median of the rounds)", ""]
+    out += ["", "## Closed loop: throughput and latency (median of the rounds)", ""]
     out += _table(
         ("target", "req/s", "p50 ms", "p99 ms", "req/s per round", "answers"),
         [
@@ -99,6 +102,8 @@ def render(res: Results) -> str:
     )
     out += ["", "## Ratios and targets (issue 5)", ""]
     out += _table(("measure", "value", "target", "met"), _targets(res))
+    if res.open is not None:
+        out += render_open(res.open)
     out += ["", "## Redis round trips per webhook (in-process, counted at the client)", ""]
     out += _table(
         ("webhook", "round trips", "commands"),

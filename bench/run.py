@@ -33,8 +33,19 @@ from bench.driver import Driver, progress
 from bench.fleet import run_fleet
 from bench.imports import measure as measure_imports
 from bench.keys import audit
+from bench.latency import OpenLoop
+from bench.latency_report import OpenResults
 from bench.load import Load, LoadError, find_wrk, wrk_version
-from bench.plan import GUNICORN_ARGS, PRODUCT_KINDS, Plan, Store, full_plan, smoke_plan
+from bench.plan import (
+    GUNICORN_ARGS,
+    OPEN_RATES,
+    OPEN_TARGETS,
+    PRODUCT_KINDS,
+    Plan,
+    Store,
+    full_plan,
+    smoke_plan,
+)
 from bench.probe import Probe
 from bench.report import Results, Row, render
 from bench.servers import (
@@ -110,8 +121,10 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
             if args.profile:
                 return _profile(plan, driver, args.profile_target, servers, results_dir)
             measured = driver.rounds()
+            opened = _open_loop(plan, workload, driver.urls, work)
         workload.close()
         res = Results(meta, {t.name: Row(t, measured[t.name]) for t in plan.targets()})
+        res.open = opened
         # A Redis of its own: the loaded one may still be resizing its big key table,
         # which moves used_memory by megabytes while the probe reads it.
         with running_redis() as probe_server:
@@ -130,6 +143,21 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
         print(f"error: {res.invalid} answers were not the expected TwiML", file=sys.stderr)
         return 1
     return 0
+
+
+def _open_loop(plan: Plan, workload: Workload, urls: dict[str, str], work: Path) -> OpenResults:
+    """Latency at fixed rates, capacity of the product and the floor, then overload."""
+    targets = {t.name: t for t in plan.targets() if t.name in OPEN_TARGETS}
+    gen = OpenLoop(plan, workload, urls, work, progress)
+    res = OpenResults(targets, runs=gen.series(list(targets.values())))
+    for name in ("floor", "mix", "pin"):
+        progress(f"capacity search: {name}")
+        res.capacities[name] = gen.capacity(targets[name])
+    capacity = res.capacities["mix"].rate
+    if capacity > 0:
+        progress(f"overload: mix at {2 * capacity:,.0f}/s for {plan.overload_s:g} s")
+        res.overload = gen.run(targets["mix"], 2 * capacity, plan.overload_s)
+    return res
 
 
 def _stores(
@@ -275,7 +303,16 @@ def _meta_start(plan: Plan, load: Load) -> list[tuple[str, str]]:
         ("load average at the start", _loadavg()),
         ("server", f"gunicorn {' '.join(GUNICORN_ARGS)} (same for every target)"),
         ("load generator", f"{wrk_version(load.wrk)}: {load.describe()}, own process"),
-        ("runs", f"warm-up {plan.warmup_s} s per target, then {rounds}"),
+        (
+            "runs",
+            f"{'no' if plan.smoke else f'{plan.warmup_s} s'} warm-up per target, then {rounds}",
+        ),
+        (
+            "open loop",
+            f"bench/openloop.py (asyncio, raw HTTP/1.1, own process) at "
+            f"{', '.join(map(str, OPEN_RATES))} webhooks/s, {plan.open_s:g} s per target and "
+            f"rate; capacity probes of {plan.probe_s:g} s; overload {plan.overload_s:g} s",
+        ),
         ("PIN stores", f"{plan.small_accounts:,} and {plan.large_accounts:,} accounts"),
         (
             "lockout",

@@ -36,6 +36,24 @@ ROWS = (
     "import into SQLite, the same file again (all unchanged)",
     "import into SQLite, --prune",
     "import into PostgreSQL",  # a row per run, or that it was skipped
+    "## Open-loop latency (issue 13)",
+    "| target / step | 100/s | 300/s | 600/s | answers (all rates) |",
+    "product whole-call mix @ 10^3 accounts: PIN step",
+    "Generator's own error",
+    "### Latency targets at 300 and 600 webhooks/s",
+    "## Capacity: highest open-loop rate with p99 <= 50 ms",
+    "product whole-call mix @ 10^3 accounts / floor: ",
+    "## Overload: whole-call mix at 2x its capacity",
+    "- 0 answers past the 2 s deadline: ",
+)
+# Rows of the open-loop table: each answered every request with the TwiML it must give.
+OPEN_ROWS = (
+    "(a) baseline: constant 300 B TwiML",
+    "(b) peer: Twilio sample welcome",
+    "(e) floor: the PIN step's I/O @ 10^3 accounts",
+    "(c) product menu step @ 10^3 accounts",
+    "(d) product PIN step @ 10^3 accounts",
+    "product whole-call mix @ 10^3 accounts",
 )
 
 
@@ -49,6 +67,10 @@ def test_smoke_run_prints_every_row(tmp_path: Path) -> None:
     for row in ROWS:
         assert row in done.stdout, f"missing {row!r} in:\n{done.stdout}"
     assert "unexpected 0" in done.stdout
+    open_loop = done.stdout.split("## Open-loop latency", 1)[1]
+    for label in OPEN_ROWS:
+        row = next(line for line in open_loop.splitlines() if line.startswith(f"| {label} |"))
+        assert row.endswith("; unexpected 0; later than 2 s 0 |"), row
     assert (tmp_path / "latest.md").read_text(encoding="utf-8") == done.stdout
 
 
