@@ -68,7 +68,7 @@ class Driver:
         """Run ``target`` for ``seconds``; repeated with more requests if they ran out."""
         if target.replayable:
             return self.load.run(
-                self.urls[target.name], self._static_file(target), seconds, cycle=True
+                self.urls[target.name], self.static_file(target), seconds, cycle=True
             )
         rate = max(self.rates.get(target.name, self.plan.guess_rps), MIN_RPS)
         for _ in range(RETRIES):
@@ -86,7 +86,8 @@ class Driver:
             rate = 2 * count / seconds
         raise RuntimeError(f"{target.name}: requests ran out {RETRIES} times in a row")
 
-    def _static_file(self, target: Target) -> Path:
+    def static_file(self, target: Target) -> Path:
+        """The few requests a stateless reference app is sent, cycled (written once)."""
         if target.name not in self._static:
             path = self.work / f"{target.name}.requests"
             write_lines(path, self.workload.lines(target.kind, target.store, STATIC_REQUESTS))

@@ -8,6 +8,7 @@ cycle through a few. Latency counts from each request's intended send time.
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -17,11 +18,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.plan import CAPACITY_P99_MS, DEADLINE_S, OPEN_RATES, Plan, Target
+import redis
+
+from bench.accounts import account
+from bench.driver import Driver
+from bench.plan import CAPACITY_P99_MS, DEADLINE_S, OPEN_RATES, Kind, Plan, Target
 from bench.webhooks import write_lines
 from bench.workload import Workload
 
-STATIC_REQUESTS = 2_000  # reference apps keep no state: these are cycled
 PAUSE_S = 1.0  # between runs, so one run's backlog does not start the next
 
 
@@ -125,6 +129,10 @@ def passes(run: OpenRun) -> bool:
     return run.latency.p99 <= CAPACITY_P99_MS and run.failed == 0 and run.late == 0
 
 
+# Request lines for a kind the product's workload does not make (``count`` → lines).
+LineMaker = Callable[[int], list[str]]
+
+
 @dataclass
 class OpenLoop:
     """Runs the generator against the benchmark's servers."""
@@ -134,16 +142,19 @@ class OpenLoop:
     urls: dict[str, str]
     work: Path
     log: Callable[[str], None]
-    _static: dict[str, Path] = field(default_factory=dict)
+    # The cycled requests of stateless reference apps (bench/driver.py's, shared).
+    static_file: Callable[[Target], Path]
+    makers: dict[Kind, LineMaker] = field(default_factory=dict)
 
     def run(self, target: Target, rate: float, seconds: float) -> OpenRun:
         """Load ``target`` at ``rate`` webhooks/s for ``seconds``, open loop."""
         count = round(rate * seconds)
         if target.replayable:
-            path, cycle = self._static_file(target), True
+            path, cycle = self.static_file(target), True
         else:
             path, cycle = self.work / f"open-{target.name}.requests", False
-            lines = self.workload.lines(target.kind, target.store, count)
+            maker = self.makers.get(target.kind)
+            lines = maker(count) if maker else self.workload.lines(target.kind, target.store, count)
             write_lines(path, lines[:count])
         argv = [sys.executable, "-m", "bench.openloop", self.urls[target.name], str(path),
                 str(rate), str(seconds)] + (["--cycle"] if cycle else [])  # fmt: skip
@@ -191,13 +202,56 @@ class OpenLoop:
         closed = bad - good <= 0.1 * max(good, start)
         return Capacity(target.name, good, probes, cut_short=not closed)
 
-    def _static_file(self, target: Target) -> Path:
-        if target.name not in self._static:
-            path = self.work / f"open-{target.name}.requests"
-            write_lines(path, self.workload.lines(target.kind, target.store, STATIC_REQUESTS))
-            self._static[target.name] = path
-        return self._static[target.name]
+
+@dataclass
+class OpenResults:
+    """What the open-loop part of one run measured."""
+
+    targets: dict[str, Target]
+    runs: list[OpenRun] = field(default_factory=list)
+    capacities: dict[str, Capacity] = field(default_factory=dict)
+    overload: OpenRun | None = None
+
+    def at(self, name: str, rate: int) -> OpenRun | None:
+        return next((r for r in self.runs if r.target == name and r.rate == rate), None)
+
+
+def measure_open_loop(plan: Plan, driver: Driver, redis_url: str) -> OpenResults:
+    """Latency at fixed rates, capacity of the product and the floor, then overload."""
+    floor_menu = floor_menu_maker(redis_url, driver.workload, plan.small_accounts)
+    targets = {t.name: t for t in plan.open_targets(floor_menu=floor_menu is not None)}
+    gen = OpenLoop(plan, driver.workload, driver.urls, driver.work, driver.log, driver.static_file)
+    if floor_menu is not None:
+        gen.makers[Kind.FLOOR_MENU] = floor_menu
+    res = OpenResults(targets, runs=gen.series(list(targets.values())))
+    for name in ("floor", "mix", "pin"):
+        driver.log(f"capacity search: {name}")
+        res.capacities[name] = gen.capacity(targets[name])
+    capacity = res.capacities["mix"].rate
+    if capacity > 0:
+        driver.log(f"overload: mix at {2 * capacity:,.0f}/s for {plan.overload_s:g} s")
+        res.overload = gen.run(targets["mix"], 2 * capacity, plan.overload_s)
+    return res
 
 
 def _pause(plan: Plan) -> None:
     time.sleep(PAUSE_S if not plan.smoke else 0.1)
+
+
+def floor_menu_maker(redis_url: str, workload: Workload, accounts: int) -> LineMaker | None:
+    """Requests for the menu floor, each on a floor call prepared at the menu, through
+    bench/floor_requests.py's public functions; None where that module does not exist."""
+    try:
+        from bench import floor_requests
+    except ImportError:
+        return None
+    client = redis.Redis.from_url(redis_url)
+    cursor = itertools.count()
+
+    def lines(count: int) -> list[str]:
+        callers = (account(next(cursor) % accounts).phone for _ in range(count))
+        calls = [floor_requests.menu_call(workload.sids.new(), phone) for phone in callers]
+        floor_requests.prepare(client, calls)
+        return [call.line(workload.signer) for call in calls]
+
+    return lines

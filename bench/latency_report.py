@@ -7,9 +7,8 @@ issue's targets are printed next to the figures (met / not met), never asserted.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
-from bench.latency import Capacity, OpenRun, Stats, passes
+from bench.latency import OpenResults, OpenRun, Stats, passes
 from bench.plan import CAPACITY_P99_MS, DEADLINE_S, EXPECTED, OPEN_RATES, Target
 
 JUDGED_RATES = (300, 600)  # the latency targets hold at these rates
@@ -17,19 +16,6 @@ P99_VS_PEER = 2.0
 P999_MS = 10.0
 CAPACITY_VS_FLOOR = 0.85
 STEP_NAMES = {"start": "/voice", "menu": "menu step", "pin": "PIN step", "status": "status"}
-
-
-@dataclass
-class OpenResults:
-    """What the open-loop part of one run measured."""
-
-    targets: dict[str, Target]
-    runs: list[OpenRun] = field(default_factory=list)
-    capacities: dict[str, Capacity] = field(default_factory=dict)
-    overload: OpenRun | None = None
-
-    def at(self, name: str, rate: int) -> OpenRun | None:
-        return next((r for r in self.runs if r.target == name and r.rate == rate), None)
 
 
 def render(res: OpenResults) -> list[str]:

@@ -12,6 +12,7 @@ class Kind(str, Enum):
     BASELINE = "baseline"  # constant TwiML; the same signed webhook body, cycled
     PEER = "peer"  # Twilio's sample welcome step; cycled
     FLOOR = "floor"  # the PIN step's I/O only (bench/floor_app.py); PIN requests, cycled
+    FLOOR_MENU = "floor_menu"  # the menu step's I/O only; a prepared floor call each
     MENU = "menu"  # product: a call at the menu presses 1 (caller lookup, PIN prompt)
     PIN = "pin"  # product: a call at the PIN prompt enters a wrong or the right PIN
     MIX = "mix"  # product: whole calls, /voice to status callback, every webhook
@@ -33,6 +34,7 @@ EXPECTED: dict[Kind, frozenset[str]] = {
     Kind.BASELINE: frozenset({"gather"}),
     Kind.PEER: frozenset({"gather"}),
     Kind.FLOOR: frozenset({"gather", "verified"}),
+    Kind.FLOOR_MENU: frozenset({"gather"}),
     Kind.MENU: frozenset({"gather"}),
     Kind.PIN: frozenset({"gather", "verified"}),
     Kind.MIX: frozenset({"gather", "verified", "no_content"}),
@@ -50,8 +52,9 @@ class Target:
 
     @property
     def replayable(self) -> bool:
-        """Reference apps refuse no replay, so their few requests may be cycled."""
-        return not self.product
+        """These reference apps refuse no replay, so their few requests may be cycled
+        (the menu floor, like the product, refuses a replayed step)."""
+        return self.kind in {Kind.BASELINE, Kind.PEER, Kind.FLOOR}
 
     @property
     def product(self) -> bool:
@@ -72,8 +75,9 @@ PRODUCTION_ARGS: tuple[str, ...] = (
 )  # fmt: skip
 GUNICORN_ARGS: tuple[str, ...] = PRODUCTION_ARGS
 
-# Open-loop targets (bench/latency.py), a row each; a floor per step slots in by name.
-OPEN_TARGETS: tuple[str, ...] = ("baseline", "peer", "floor", "menu", "pin", "mix")
+# Open-loop targets (bench/latency.py), a row each, in this order: a floor per step slots
+# in by name (floor_menu only where bench/floor_requests.py exists).
+OPEN_TARGETS: tuple[str, ...] = ("baseline", "peer", "floor", "floor_menu", "menu", "pin", "mix")
 OPEN_RATES: tuple[int, ...] = (100, 300, 600)  # webhooks/s: a hotline's rates (issue 13)
 CAPACITY_P99_MS = 50.0  # capacity: the highest rate whose p99 stays within this
 DEADLINE_S = 2.0  # the webhook deadline: an answer later than this counts as late
@@ -125,6 +129,13 @@ class Plan:
             Target("pin_large", Kind.PIN, Store.LARGE, f"(d) product PIN step @ {large}"),
             Target("mix_large", Kind.MIX, Store.LARGE, f"product whole-call mix @ {large}"),
         )
+
+    def open_targets(self, *, floor_menu: bool) -> tuple[Target, ...]:
+        """The open-loop rows, in table order (the menu floor's only if it exists)."""
+        label = f"floor: the menu step's I/O @ {self.small_label}"
+        extra = (Target("floor_menu", Kind.FLOOR_MENU, Store.SMALL, label),) if floor_menu else ()
+        found = {t.name: t for t in (*self.targets(), *extra)}
+        return tuple(found[name] for name in OPEN_TARGETS if name in found)
 
 
 def full_plan(wrk_threads: int = 1) -> Plan:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from bench.keys import KeyGroup
-from bench.latency_report import OpenResults
+from bench.latency import OpenResults
 from bench.latency_report import render as render_open
 from bench.load import Measurement
 from bench.plan import EXPECTED, Target

@@ -33,13 +33,11 @@ from bench.driver import Driver, progress
 from bench.fleet import run_fleet
 from bench.imports import measure as measure_imports
 from bench.keys import audit
-from bench.latency import OpenLoop
-from bench.latency_report import OpenResults
+from bench.latency import measure_open_loop
 from bench.load import Load, LoadError, find_wrk, wrk_version
 from bench.plan import (
     GUNICORN_ARGS,
     OPEN_RATES,
-    OPEN_TARGETS,
     PRODUCT_KINDS,
     Plan,
     Store,
@@ -121,7 +119,7 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
             if args.profile:
                 return _profile(plan, driver, args.profile_target, servers, results_dir)
             measured = driver.rounds()
-            opened = _open_loop(plan, workload, driver.urls, work)
+            opened = measure_open_loop(plan, driver, server.url)
         workload.close()
         res = Results(meta, {t.name: Row(t, measured[t.name]) for t in plan.targets()})
         res.open = opened
@@ -143,21 +141,6 @@ def run(plan: Plan, args: argparse.Namespace) -> int:
         print(f"error: {res.invalid} answers were not the expected TwiML", file=sys.stderr)
         return 1
     return 0
-
-
-def _open_loop(plan: Plan, workload: Workload, urls: dict[str, str], work: Path) -> OpenResults:
-    """Latency at fixed rates, capacity of the product and the floor, then overload."""
-    targets = {t.name: t for t in plan.targets() if t.name in OPEN_TARGETS}
-    gen = OpenLoop(plan, workload, urls, work, progress)
-    res = OpenResults(targets, runs=gen.series(list(targets.values())))
-    for name in ("floor", "mix", "pin"):
-        progress(f"capacity search: {name}")
-        res.capacities[name] = gen.capacity(targets[name])
-    capacity = res.capacities["mix"].rate
-    if capacity > 0:
-        progress(f"overload: mix at {2 * capacity:,.0f}/s for {plan.overload_s:g} s")
-        res.overload = gen.run(targets["mix"], 2 * capacity, plan.overload_s)
-    return res
 
 
 def _stores(
@@ -230,6 +213,7 @@ def _db_path(work: Path, store: Store) -> Path:
 
 def _target_urls(servers: dict[str, Gunicorn]) -> dict[str, str]:
     urls = {name: servers[name].url for name in ("baseline", "peer", "floor")}
+    urls["floor_menu"] = servers["floor"].url  # one floor app serves every step's floor
     for kind in sorted(PRODUCT_KINDS):
         urls[kind.value] = servers[Store.SMALL.value].url
         urls[f"{kind.value}_large"] = servers[Store.LARGE.value].url
