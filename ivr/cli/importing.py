@@ -12,6 +12,7 @@ account cleaned up first (:mod:`ivr.cli.account_cleanup`).
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -139,13 +140,19 @@ def prune(settings: Settings, store: PinStore, file: Path, rows: list[ImportRow]
 
 
 def _with_progress(label: str, total: int, work: Callable[[Callable[[int], Any]], T]) -> T:
-    """``work(step)``, where ``step(done)`` moves a progress bar (rows, ETA) on stderr when
-    it is a terminal; quiet when piped or logged."""
+    """``work(step)``, where ``step(done)`` moves a progress bar (rows, rows/s, ETA) on
+    stderr when it is a terminal; quiet when piped or logged."""
     bar: AbstractContextManager[Any] = nullcontext()
     if sys.stderr.isatty():
         bar = click.progressbar(length=total, label=label, file=sys.stderr, show_pos=True,
-                                show_eta=True)  # fmt: skip
+                                show_eta=True, item_show_func=lambda rate: rate)  # fmt: skip
+    started = time.monotonic()
     with bar as shown:
         if shown is None:
             return work(lambda done: None)
-        return work(lambda done: shown.update(done - shown.pos))
+
+        def step(done: int) -> None:
+            rate = done / max(time.monotonic() - started, 1e-6)
+            shown.update(done - shown.pos, f"{rate:,.0f} rows/s")
+
+        return work(step)

@@ -141,8 +141,8 @@ def run_in_terminal(settings_file: Path, csv: Path) -> tuple[int, str]:
 
 
 def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
-    """On a terminal the import shows a progress bar with the rows done; piped (the
-    tests above) it prints nothing but its result."""
+    """On a terminal the import shows a progress bar with the rows done and their rate;
+    piped (the tests above) it prints nothing but its result."""
     config = tmp_path / "ivr.toml"
     config.write_text(f'[pin_store]\nurl = "sqlite:///{tmp_path / "p.db"}"\n'
                       f'pepper = "{PEPPER}"\n[routing]\nnumber = "+4930123456"\n',
@@ -151,4 +151,4 @@ def test_progress_shows_on_a_terminal_only(tmp_path: Path) -> None:
     status, shown = run_in_terminal(config, write(tmp_path, "customer_number,name,phones,pin\n"
                                                              + rows))  # fmt: skip
     assert status == 0, shown
-    assert "importing" in shown and "2500/2500" in shown
+    assert "importing" in shown and "2500/2500" in shown and "rows/s" in shown
