@@ -14,6 +14,13 @@ does. The work runs in another thread (:mod:`ivr.webhook_runner`); the two meet 
 Whichever of commit and expire comes first wins; both happen under one lock. Expiring
 runs the cancel hook (e.g. aborting the worker's SQL statement, so its thread and
 connection come back at once instead of after the dependency does).
+
+The worker's Redis rounds wait as long as the deadline allows, not a fixed socket
+timeout: :meth:`Deadline.budget` gives each part of the work the time up to the
+deadline minus what must still follow it (the save, the observers' writes), and the
+store layer bounds its reads by that :class:`Budget`. A Redis slowed by a starved CPU is
+waited for while there is time to use its answer; a frozen one costs the budget, never
+more than the deadline.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from enum import Enum
 
 
@@ -31,6 +39,23 @@ class Phase(str, Enum):
     COMMITTED = "committed"
     EXPIRED = "expired"
     FINISHED = "finished"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Until when part of a webhook's work may wait on a dependency (``time.monotonic()``
+    instant): what comes later needs the rest of the deadline."""
+
+    until: float
+
+    def left(self) -> float:
+        """Seconds left (negative once spent)."""
+        return self.until - time.monotonic()
+
+
+def has_time(budget: Budget | None) -> bool:
+    """True while ``budget`` is not spent (always, for no budget: no deadline)."""
+    return budget is None or budget.left() > 0
 
 
 class Deadline:
@@ -55,6 +80,11 @@ class Deadline:
     def remaining(self) -> float:
         """Seconds left (0 when past)."""
         return max(self.end - self._clock(), 0.0)
+
+    def budget(self, reserve_s: float) -> Budget | None:
+        """The time for work that must leave ``reserve_s`` of the deadline to what follows
+        it; None when there is no deadline (each read is bounded by its socket timeout)."""
+        return Budget(time.monotonic() + self.remaining() - reserve_s)
 
     def commit(self, reserve_s: float) -> bool:
         """Claim the answer for the worker if at least ``reserve_s`` (its save) is left;
@@ -100,6 +130,9 @@ class Unbounded(Deadline):
 
     def remaining(self) -> float:
         return float("inf")
+
+    def budget(self, reserve_s: float) -> Budget | None:
+        return None
 
     def commit(self, reserve_s: float) -> bool:
         return True

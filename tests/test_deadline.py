@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ivr.deadline import UNBOUNDED, Deadline, Phase
+from ivr.deadline import UNBOUNDED, Deadline, Phase, has_time
 from ivr.store.sql_cancel import Canceller
 from ivr.webhook_runner import WebhookRunner
 
@@ -61,6 +61,19 @@ def test_unbounded_always_commits() -> None:
     """The shared UNBOUNDED deadline never expires and every commit succeeds."""
     assert UNBOUNDED.commit(1e9) and not UNBOUNDED.expire() and not UNBOUNDED.expired
     assert UNBOUNDED.remaining() == float("inf")
+
+
+def test_a_budget_is_the_time_left_less_the_reserve() -> None:
+    """A budget ends where only the reserve is left of the deadline; past that it is
+    spent; without a deadline there is none (each read keeps its socket timeout)."""
+    clock = Clock()
+    deadline = Deadline(2.0, clock=clock)
+    budget = deadline.budget(0.75)
+    assert budget is not None and has_time(budget)
+    assert budget.left() == pytest.approx(1.25, abs=0.05)
+    clock.now += 1.3
+    assert not has_time(deadline.budget(0.75))
+    assert UNBOUNDED.budget(0.75) is None and has_time(None)
 
 
 LATE: list[str] = []

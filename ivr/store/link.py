@@ -21,6 +21,7 @@ import redis
 from redis.cluster import ClusterNode, RedisCluster
 from redis.exceptions import MovedError, RedisClusterException
 
+from ivr.deadline import Budget
 from ivr.exceptions import DependencyError, ReplicaAckError
 from ivr.store.redis_url import Topology
 from ivr.store.rounds import (
@@ -28,6 +29,7 @@ from ivr.store.rounds import (
     Command,
     Durability,
     Exchange,
+    out_of_time,
     redirected,
     settle,
 )
@@ -59,6 +61,7 @@ class Link(ABC):
         *,
         durable: bool = False,
         tolerant: bool = False,
+        budget: Budget | None = None,
     ) -> list[Any]:
         """Send ``commands`` as one round; their results in order (see :mod:`.rounds`).
 
@@ -66,6 +69,8 @@ class Link(ABC):
         that ran an essential command (ReplicaAckError when none acknowledges in time).
         DependencyError naming ``operation`` when Redis cannot be reached or an essential
         command failed; ``tolerant``: a failed command's result is its exception instead.
+        ``budget``: every read waits until it is spent (None: the socket timeout), and
+        nothing is sent once it is (a webhook's rounds, :mod:`ivr.deadline`).
         """
 
     @abstractmethod
@@ -103,11 +108,15 @@ class SingleLink(Link):
         *,
         durable: bool = False,
         tolerant: bool = False,
+        budget: Budget | None = None,
     ) -> list[Any]:
         if not commands:
             return []
         pool = self._client.connection_pool
         try:
+            late = out_of_time(budget)
+            if late is not None:
+                raise late
             conn = pool.get_connection()
         except CONNECTION_ERRORS as exc:
             if tolerant:
@@ -115,7 +124,7 @@ class SingleLink(Link):
             raise DependencyError(f"redis: {operation} failed ({type(exc).__name__})") from exc
         node = f"{getattr(conn, 'host', '')}:{getattr(conn, 'port', '')}"
         exchange = Exchange(node, conn, list(enumerate(commands)),
-                            self._durability if durable else None)  # fmt: skip
+                            self._durability if durable else None, budget)  # fmt: skip
         try:
             exchange.write()
             exchange.read()
@@ -176,26 +185,37 @@ class ClusterLink(Link):
         *,
         durable: bool = False,
         tolerant: bool = False,
+        budget: Budget | None = None,
     ) -> list[Any]:
         if not commands:
             return []
-        replies, unsent = self._round(list(enumerate(commands)), operation, durable, tolerant)
+        first = list(enumerate(commands))
+        replies, unsent = self._round(first, operation, durable, tolerant, budget)
         # Commands that did not run: their slot moved (MOVED: a failover or a resharding,
         # the slot map learnt the new owner from the reply) or their node refused the
         # connection (it died: the slot map was read again). One more round for them.
         again = [(i, commands[i]) for i, reply in replies.items() if redirected(reply)]
         again += [item for share, _ in unsent for item in share]
         if again:
-            more, unsent = self._round(again, operation, durable, tolerant)
+            more, unsent = self._round(again, operation, durable, tolerant, budget)
             replies.update(more)
             self._absorb(unsent, replies, operation, tolerant)
         return settle(commands, replies, operation, tolerant)
 
     def _round(
-        self, items: list[tuple[int, Command]], operation: str, durable: bool, tolerant: bool
+        self,
+        items: list[tuple[int, Command]],
+        operation: str,
+        durable: bool,
+        tolerant: bool,
+        budget: Budget | None,
     ) -> tuple[dict[int, Any], list[Failure]]:
         """One round; its replies, and the shares whose node refused the connection
-        (nothing of them ran). Any other failure is absorbed (see :meth:`_absorb`)."""
+        (nothing of them ran). Any other failure is absorbed (see :meth:`_absorb`).
+        With its budget spent, nothing is sent: each command's reply is that error."""
+        late = out_of_time(budget)
+        if late is not None:
+            return {index: late for index, _ in items}, []
         cluster = self.client
         exchanges: list[tuple[Exchange, Any]] = []
         unsent: list[Failure] = []
@@ -208,7 +228,7 @@ class ClusterLink(Link):
                     unsent.append((share, exc))
                     continue
                 exchange = Exchange(node.name, conn, share,
-                                    self._durability if durable else None)  # fmt: skip
+                                    self._durability if durable else None, budget)  # fmt: skip
                 exchanges.append((exchange, pool))
             for exchange, _ in exchanges:
                 exchange.write()

@@ -23,6 +23,12 @@ is handed over as not identified). Whether a node has replicas is learnt from ``
 (:class:`ReplicaCache`); a node without any (a standalone Redis, or a freshly promoted
 primary whose old primary has not rejoined yet) has nothing to wait for.
 
+A webhook's rounds carry its :class:`~ivr.deadline.Budget`: every read of the round
+waits until the budget is spent (redis-py sets that timeout for the read alone and
+restores the connection's own afterwards), however long past ``[redis]
+socket_timeout_s``, and a round whose budget is spent is not sent at all (its result
+could not be used). Without a budget each read waits the socket timeout.
+
 A command is *essential* (its failure fails the round: DependencyError naming the round's
 operation) or not (a side channel: its failure is logged and its result is None). A
 *tolerant* round fails no command for another's sake: each failed essential command's
@@ -41,6 +47,7 @@ import redis
 from redis.connection import AbstractConnection
 from redis.exceptions import AskError, MovedError, NoScriptError
 
+from ivr.deadline import Budget, has_time
 from ivr.exceptions import DependencyError, ReplicaAckError
 from ivr.store.scripts import LuaScript
 
@@ -49,6 +56,9 @@ log = logging.getLogger(__name__)
 CONNECTION_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
 # A node known to have no replica is asked again (ROLE) at most this often.
 ROLE_RECHECK_S = 1.0
+# A read past its budget still takes a reply already received (a zero timeout would make
+# the socket non-blocking).
+MIN_READ_S = 0.001
 
 
 @dataclass(frozen=True)
@@ -127,6 +137,7 @@ class Exchange:
         conn: AbstractConnection,
         items: list[tuple[int, Command]],
         durability: Durability | None,
+        budget: Budget | None = None,
     ) -> None:
         self.node = node
         self.conn = conn
@@ -136,6 +147,7 @@ class Exchange:
         self._durability = durability if any(c.essential for _, c in items) else None
         self._wait = self._role = False
         self._dirty = False  # commands sent whose replies are not read (yet)
+        self._budget = budget
 
     def write(self) -> None:
         """Send every command (plus WAIT or ROLE when durable) without waiting."""
@@ -225,9 +237,18 @@ class Exchange:
 
     def _reply(self) -> Any:
         try:
-            return self.conn.read_response()
+            if self._budget is None:
+                return self.conn.read_response()
+            return self.conn.read_response(timeout=max(self._budget.left(), MIN_READ_S))
         except redis.ResponseError as exc:  # an error reply: the connection is still in sync
             return exc
+
+
+def out_of_time(budget: Budget | None) -> redis.TimeoutError | None:
+    """Why a round is not sent: its budget is spent (None: time is left, or no budget)."""
+    if has_time(budget):
+        return None
+    return redis.TimeoutError("no time left before the webhook deadline")
 
 
 def _acks(reply: Any) -> int:
