@@ -7,7 +7,9 @@ to an agent as not identified (reason ``unavailable``), never an error.
 Each webhook's work may carry a :class:`~ivr.deadline.Deadline`: no store is asked
 anything once it has expired, and the new state is saved only after a successful
 :meth:`~ivr.deadline.Deadline.commit`. Work that loses the race saves what the caller
-was told instead — routed as unavailable — and its PIN attempts are audited so.
+was told instead — routed as unavailable — and its PIN attempts are audited so. Its
+Redis rounds wait as long as the deadline allows: until only the save's reserve is left
+(loads, lockout counts), and the save until only the observers' share is.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
 
-from ivr.deadline import UNBOUNDED, Deadline
+from ivr.deadline import UNBOUNDED, Budget, Deadline, has_time
 from ivr.exceptions import DependencyError
 from ivr.flow import engine
 from ivr.flow.actions import Action
@@ -50,6 +52,16 @@ SETTLE_POLL_S = 0.05
 # What a commit needs left of the deadline: the save and the observers' writes. The app
 # derives it from the Redis timeouts (ivr.services.save_reserve); this is for others.
 SAVE_RESERVE_S = 0.75
+# What the observers' writes after the save need of it (ivr.services.observers_reserve):
+# the save waits on Redis until only this is left.
+OBSERVERS_RESERVE_S = 0.5
+
+
+def _unless_spent(budget: Budget | None) -> Budget | None:
+    """``budget``, or None once it is spent: work that starts too late to answer (it
+    queued behind a full pool) still loads the call, to save what the caller was told
+    (routed unavailable), within the socket timeout like that save."""
+    return budget if has_time(budget) else None
 
 
 def utc_now() -> datetime:
@@ -70,6 +82,7 @@ class CallService:
     observers: Observers = Observers()
     clock: Clock = utc_now
     save_reserve_s: float = SAVE_RESERVE_S
+    observers_reserve_s: float = OBSERVERS_RESERVE_S
     # Saves what callers were told when their step's own save failed, once Redis answers.
     resaver: Resaver = field(default_factory=Resaver)
 
@@ -90,12 +103,13 @@ class CallService:
         state = step.state.evolve(answered=STARTED)
         if not deadline.commit(self.save_reserve_s):
             return self._late(call_sid, "start")
+        budget = deadline.budget(self.observers_reserve_s)
         try:
-            if self.calls.create(state):
+            if self.calls.create(state, budget):
                 self._log(state, "start")
                 self.observers.call_changed(state, None, None)
                 return step.actions
-            existing = self.calls.load(call_sid)
+            existing = self.calls.load(call_sid, budget)
         except DependencyError as exc:
             return self._unavailable(call_sid, caller, None, exc)
         if existing is None:
@@ -114,10 +128,11 @@ class CallService:
         deadline: Deadline = UNBOUNDED,
     ) -> tuple[Action, ...]:
         """The caller answered a Gather (or stayed silent)."""
+        budget = deadline.budget(self.save_reserve_s)
         try:
-            state, claimed = self.calls.load_for_step(call_sid, seq)
+            state, claimed = self.calls.load_for_step(call_sid, seq, _unless_spent(budget))
             if state is not None and not claimed:
-                state = self._settled(call_sid, seq, state, deadline)
+                state = self._settled(call_sid, seq, state, budget)
         except DependencyError as exc:
             return self._unavailable(call_sid, None, language, exc)
         if state is None:
@@ -126,7 +141,7 @@ class CallService:
         request = f"{node}:{seq}"
         if not claimed or state.routed or (state.node, state.seq) != (node, seq):
             return self._again(state, request)
-        turn = self.turns.run(state, Digits(node, seq, digits), deadline)
+        turn = self.turns.run(state, Digits(node, seq, digits), deadline, budget)
         return self._finish(state, turn, request, deadline)
 
     def fallback(
@@ -142,7 +157,8 @@ class CallService:
         late): it gets the safe answer.
         """
         try:
-            state = self.calls.load(call_sid) if call_sid else None
+            budget = _unless_spent(deadline.budget(self.save_reserve_s))
+            state = self.calls.load(call_sid, budget) if call_sid else None
         except DependencyError as exc:
             return self._unavailable(call_sid, caller, language, exc)
         step = engine.unavailable(
@@ -182,14 +198,16 @@ class CallService:
             language=state.language,
         ).actions  # fmt: skip
 
-    def _settled(self, call_sid: str, seq: int, state: CallState, deadline: Deadline) -> CallState:
+    def _settled(
+        self, call_sid: str, seq: int, state: CallState, budget: Budget | None
+    ) -> CallState:
         """Another request for the same step (a retry sent before our first answer) is at
         work: wait until it saved, so this one can give its answer again."""
-        wait = min(SETTLE_WAIT_S, deadline.remaining() - self.save_reserve_s)
+        wait = min(SETTLE_WAIT_S, budget.left() if budget is not None else SETTLE_WAIT_S)
         until = time.monotonic() + wait
         while state.seq == seq and not state.routed and time.monotonic() < until:
             time.sleep(SETTLE_POLL_S)
-            state = self.calls.load(call_sid) or state
+            state = self.calls.load(call_sid, budget) or state
         return state
 
     def _finish(
@@ -198,14 +216,17 @@ class CallService:
         """Save the new state if nobody else moved this call meanwhile; else hand over.
         Past the deadline, what is saved is what the caller got: routed as unavailable."""
         turn = turn if isinstance(turn, Turn) else Turn(turn)
-        if not deadline.commit(self.save_reserve_s):
+        committed = deadline.commit(self.save_reserve_s)
+        if not committed:
             turn = self.turns.discarded(loaded, turn)
         new = turn.step.state.evolve(answered=request)
         if new.seq == loaded.seq:
             # Routing emits no Gather, but the version must still move for the CAS.
             new = new.evolve(seq=loaded.seq + 1)
+        # A discarded turn's save comes after the answer: bounded by the socket timeout.
+        budget = deadline.budget(self.observers_reserve_s) if committed else None
         try:
-            saved = self.calls.save(new, loaded.seq, turn.writes)
+            saved = self.calls.save(new, loaded.seq, turn.writes, budget)
         except DependencyError as exc:
             self._attempted(turn, [attempt for attempt, _ in turn.attempts])
             self.resaver.add(new.call_sid, lambda: self._resave(loaded, request))

@@ -99,7 +99,7 @@ def build(settings: Settings, *, tolerate_outage: bool = False) -> Services:
     service = CallService(
         flow=flow, calls=CallStore(link, keys, settings.redis.call_ttl_s), pins=pins,
         gate=PinGate(lockout, pins, hasher), journal=journal, audit=audit, observers=observers,
-        save_reserve_s=save_reserve(settings),
+        save_reserve_s=save_reserve(settings), observers_reserve_s=observers_reserve(settings),
         resaver=Resaver(give_up_s=settings.redis.call_ttl_s,
                         on_dropped=metrics.resaves_dropped.inc),
     )  # fmt: skip
@@ -140,10 +140,22 @@ def _close(queue: redis.Redis, link: Link, pins: PinStore) -> None:
 
 def save_reserve(settings: Settings) -> float:
     """What a webhook needs left of its deadline to save its result: the save and the
-    observers' writes (about three Redis rounds, each bounded by the socket timeout), but
-    never more than half the deadline."""
-    rounds = 3 * settings.redis.socket_timeout_s
-    return min(rounds, settings.server.webhook_deadline_s / 2)
+    observers' writes, three Redis rounds (:func:`_round_reserve`); its loads and lockout
+    counts wait on Redis until only this is left."""
+    return 3 * _round_reserve(settings)
+
+
+def observers_reserve(settings: Settings) -> float:
+    """What the observers' writes after the save need (two of those rounds: the board's
+    event, a job's enqueue): the save waits on Redis until only this is left."""
+    return 2 * _round_reserve(settings)
+
+
+def _round_reserve(settings: Settings) -> float:
+    """One round kept for after the work: the socket timeout that bounds the observers'
+    writes (they have no deadline of their own), at most a sixth of the deadline so the
+    reserve never takes more than half of it."""
+    return min(settings.redis.socket_timeout_s, settings.server.webhook_deadline_s / 6)
 
 
 def _queue_client(settings: Settings, link: Link) -> redis.Redis:

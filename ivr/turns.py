@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from ivr.deadline import Deadline
+from ivr.deadline import Budget, Deadline, has_time
 from ivr.exceptions import DependencyError
 from ivr.flow import engine
 from ivr.flow.model import Flow
@@ -70,15 +70,18 @@ class TurnRunner:
     clock: Callable[[], datetime]
     failed: Callable[[str, DependencyError], None]
 
-    def run(self, state: CallState, event: Event, deadline: Deadline) -> Turn:
+    def run(
+        self, state: CallState, event: Event, deadline: Deadline, budget: Budget | None = None
+    ) -> Turn:
         """Advance the engine and perform every I/O need until it returns actions only
-        (no more once the deadline expired: the result would be discarded)."""
+        (no more once the deadline expired, or the budget, which bounds the needs' Redis
+        rounds, is spent: the result would be discarded, lacking time for its save)."""
         turn = Turn(engine.advance(self.flow, state, event))
         actions = list(turn.step.actions)
         step = turn.step
         try:
-            while step.need is not None and not deadline.expired:
-                result = self._perform(step.need, step.state, turn)
+            while step.need is not None and not deadline.expired and has_time(budget):
+                result = self._perform(step.need, step.state, turn, budget)
                 step = engine.advance(self.flow, step.state, result)
                 actions.extend(step.actions)
         except DependencyError as exc:
@@ -104,7 +107,7 @@ class TurnRunner:
             self._audit(late, dataclasses.replace(attempt, verdict=Verdict.UNAVAILABLE))
         return late
 
-    def _perform(self, need: Need, state: CallState, turn: Turn) -> Event:
+    def _perform(self, need: Need, state: CallState, turn: Turn, budget: Budget | None) -> Event:
         if isinstance(need, LookupCaller):
             owners = self.pins.accounts_for_phone(need.caller) if need.caller else []
             return CallerLookedUp(owners[0] if len(owners) == 1 else None)
@@ -115,12 +118,14 @@ class TurnRunner:
             subject = self.gate.hasher.subject("account", need.typed)
             return CustomerNumberChecked(UNKNOWN_CUSTOMER + subject)
         if isinstance(need, VerifyPin):
-            return self._verify(need, state, turn)
+            return self._verify(need, state, turn, budget)
         raise TypeError(f"unknown need {need!r}")  # pragma: no cover
 
-    def _verify(self, need: VerifyPin, state: CallState, turn: Turn) -> Event:
+    def _verify(
+        self, need: VerifyPin, state: CallState, turn: Turn, budget: Budget | None
+    ) -> Event:
         try:
-            verified = self.gate.verify(need.customer_number, need.caller, need.pin)
+            verified = self.gate.verify(need.customer_number, need.caller, need.pin, budget)
         except DependencyError as exc:
             # Not judged, but an attempt all the same: audited as unavailable.
             self.failed(state.call_sid, exc)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ivr.deadline import Budget
 from ivr.flow.state import UNKNOWN_CUSTOMER, Verdict, is_unknown
 from ivr.store.hashing import PinHasher
 from ivr.store.lockout import Lockout
@@ -40,9 +41,12 @@ class PinGate:
     pins: PinStore
     hasher: PinHasher
 
-    def verify(self, customer_number: str, caller: str | None, pin: str) -> Verification:
+    def verify(
+        self, customer_number: str, caller: str | None, pin: str, budget: Budget | None = None
+    ) -> Verification:
         """Judge one PIN submission; raises DependencyError if a store fails (then the
-        caller is handed over as unavailable, and what was counted stays counted)."""
+        caller is handed over as unavailable, and what was counted stays counted).
+        ``budget``: how long the counts may wait on Redis (a webhook's)."""
         # An unknown number was kept only as its subject (ivr.flow.state.UNKNOWN_CUSTOMER):
         # counted under the same subject, compared against the dummy digest like any.
         account = (
@@ -50,7 +54,7 @@ class PinGate:
             else self.hasher.subject("account", customer_number)
         )  # fmt: skip
         caller_subject = self.hasher.subject("caller", caller) if caller else None
-        attempt = self.lockout.begin(account, caller_subject)
+        attempt = self.lockout.begin(account, caller_subject, budget)
         if not attempt.allowed:
             return Verification(Verdict.LOCKED, settle=self.lockout.settle(attempt, False))
         found = self.pins.check_pin(customer_number, pin)

@@ -2,7 +2,8 @@
 
 Two keys per call, both under the ``{CallSid}`` hash tag (:mod:`ivr.store.keys`): the
 state, and Twilio's last CallStatus beside it. Any web node can serve any webhook of a
-call: the state lives only here.
+call: the state lives only here. A webhook passes its :class:`~ivr.deadline.Budget`:
+its reads then wait as long as its deadline allows (:mod:`ivr.store.rounds`).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ivr.deadline import Budget
 from ivr.flow.state import CallState
 from ivr.store.keys import CLAIM_TTL_S, KeyLayout
 from ivr.store.link import Link
@@ -32,19 +34,23 @@ class CallStore:
         self._keys = keys
         self._ttl_s = ttl_s
 
-    def load(self, call_sid: str) -> CallState | None:
+    def load(self, call_sid: str, budget: Budget | None = None) -> CallState | None:
         """The stored state, or None if there is none or it cannot be read."""
-        (blob,) = self._link.send([command("GET", self._keys.call(call_sid))], "call state load")
+        (blob,) = self._link.send(
+            [command("GET", self._keys.call(call_sid))], "call state load", budget=budget
+        )
         return self.decode(call_sid, blob)
 
-    def load_for_step(self, call_sid: str, seq: int) -> tuple[CallState | None, bool]:
+    def load_for_step(
+        self, call_sid: str, seq: int, budget: Budget | None = None
+    ) -> tuple[CallState | None, bool]:
         """The stored state, and whether this request claimed step ``seq`` (False: another
         request for the same step came first: a retry, or a replay). One round trip."""
         blob, claimed = self._link.send(
             [command("GET", self._keys.call(call_sid)),
              command("SET", self._keys.call_claim(call_sid, seq), b"1", "NX", "EX",
                      CLAIM_TTL_S)],
-            "call state load",
+            "call state load", budget=budget,
         )  # fmt: skip
         return self.decode(call_sid, blob), claimed is not None
 
@@ -70,15 +76,22 @@ class CallStore:
             return None
         return state
 
-    def create(self, state: CallState) -> bool:
+    def create(self, state: CallState, budget: Budget | None = None) -> bool:
         """Store a new call's state; False if the CallSid already exists (Twilio retry)."""
         key = self._keys.call(state.call_sid)
         (created,) = self._link.send(
-            [command("SET", key, encode(state), "NX", "EX", self._ttl_s)], "call state create"
-        )
+            [command("SET", key, encode(state), "NX", "EX", self._ttl_s)], "call state create",
+            budget=budget,
+        )  # fmt: skip
         return created is not None
 
-    def save(self, state: CallState, expected_seq: int, writes: Sequence[Command] = ()) -> Saved:
+    def save(
+        self,
+        state: CallState,
+        expected_seq: int,
+        writes: Sequence[Command] = (),
+        budget: Budget | None = None,
+    ) -> Saved:
         """Replace the state only if the stored one has ``seq == expected_seq``.
 
         Atomic in one script, so two racing or replayed webhooks for the same step
@@ -95,7 +108,7 @@ class CallStore:
         done_claim = command("DEL", self._keys.call_claim(sid, expected_seq), essential=False,
                              what="claim release")  # fmt: skip
         *done, _, (written, status) = self._link.send(
-            [*writes, done_claim, save], "call state save"
+            [*writes, done_claim, save], "call state save", budget=budget
         )
         return Saved(bool(written), _status_text(status), tuple(done))
 

@@ -29,6 +29,7 @@ from enum import Enum
 from typing import Any
 
 from ivr.config import LockoutSettings
+from ivr.deadline import Budget
 from ivr.exceptions import DependencyError
 from ivr.store.keys import GLOBAL_BUCKET_TTL_S, KeyLayout, Pair
 from ivr.store.link import Link
@@ -93,14 +94,16 @@ class Lockout:
         self._withheld_args = (s.withheld_max_failures, s.withheld_window_s, s.withheld_lock_s)
         self._account_args = (s.account_max_failures, s.account_window_s, s.account_lock_s)
 
-    def begin(self, account: str, caller: str | None) -> Attempt:
+    def begin(self, account: str, caller: str | None, budget: Budget | None = None) -> Attempt:
         """Count a PIN submission as a failure and say whether it may be compared.
 
         One durable round. If any count fails, nothing may be compared (DependencyError)
         and the counts that did run are taken back: an attempt never compared never
         counts (a caller retrying while a shard fails over must not block their own
         number). Counts that ran but that no replica acknowledged in time stay counted
-        (ReplicaAckError): stricter, never looser.
+        (ReplicaAckError): stricter, never looser. ``budget`` (a webhook's) bounds both
+        rounds: a count that used it all up is not taken back (nothing is sent once it is
+        spent), it stays counted, as an unacknowledged one does.
         """
         caller_keys, account_keys = self._keys.caller(caller), self._keys.account(account)
         minute = self._keys.global_failures(self._minute())
@@ -114,11 +117,11 @@ class Lockout:
                 what="account count"),
         )  # fmt: skip
         blocked, counted_globally, judged = self._link.send(
-            commands, "lockout count", durable=True, tolerant=True
+            commands, "lockout count", durable=True, tolerant=True, budget=budget
         )
         if isinstance(blocked, Exception) or isinstance(judged, Exception):
             self._take_back(blocked, counted_globally, judged, caller, caller_keys,
-                            account_keys, minute)  # fmt: skip
+                            account_keys, minute, budget)  # fmt: skip
             failed = blocked if isinstance(blocked, Exception) else judged
             raise DependencyError(
                 f"redis: lockout count failed ({type(failed).__name__})"
@@ -139,6 +142,7 @@ class Lockout:
         caller: Pair,
         account: Pair,
         minute: tuple[str, str],
+        budget: Budget | None,
     ) -> None:
         """Undo the counts of an attempt that will not be compared (best effort)."""
         undo = []
@@ -164,7 +168,7 @@ class Lockout:
         if isinstance(counted_globally, int):
             undo.append(run(GLOBAL, minute, (-1, 0), essential=False))
         try:
-            self._link.send(undo, "lockout take-back")
+            self._link.send(undo, "lockout take-back", budget=budget)
         except DependencyError as exc:
             log.warning("counts of an attempt not compared stay counted: %s", exc)
 

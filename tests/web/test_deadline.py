@@ -11,6 +11,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from ivr.config import Settings
+from ivr.deadline import Deadline
 from ivr.services import Services
 from tests.conftest import ACCOUNTS, API_TOKEN, SINGLE_OWNER
 from tests.sqlite_lock import locked
@@ -79,3 +80,20 @@ def test_a_verification_done_too_late_to_save_is_discarded(
     assert (shown["routed"], shown["identified"], shown["reason"]) == (True, False, "unavailable")
     journal = [entry.outcome for entry in services.journal.read("test-reader", 10)]
     assert journal == ["unavailable"]
+
+
+def test_work_that_starts_after_its_deadline_still_saves_what_the_caller_heard(
+    phone: Phone, client: FlaskClient, services: Services
+) -> None:
+    """A PIN step whose work starts with no time left (queued behind a full pool) counts
+    and compares nothing, yet stores the call as the caller was answered: routed
+    unavailable (its load is not refused for want of a budget)."""
+    call = phone(caller=SINGLE_OWNER)
+    assert call.walk("1").gather is not None
+    at = services.calls.calls.load(call.call_sid)
+    assert at is not None
+    spent = Deadline(0.0)
+    services.calls.step(call.call_sid, at.node, at.seq, PIN, None, spent)
+    shown = screen_pop(client, call)
+    assert (shown["routed"], shown["identified"], shown["reason"]) == (True, False, "unavailable")
+    assert [entry.outcome for entry in services.journal.read("test-reader", 10)] == []

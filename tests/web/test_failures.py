@@ -19,6 +19,7 @@ from ivr.flow.actions import Reason
 from ivr.services import Services
 from tests.conftest import ACCOUNTS, SINGLE_OWNER
 from tests.redis_server import RedisProcess
+from tests.slow_redis import slowed
 from tests.sqlite_lock import locked
 from tests.twilio_phone import Call, Twiml, parse_task
 
@@ -73,7 +74,8 @@ def test_redis_stopped_mid_call_routes_unavailable(phone: Phone, own_redis: Redi
 
 
 def test_redis_hung_mid_call_answers_fast(phone: Phone, own_redis: RedisProcess) -> None:
-    """A frozen Redis (accepting, never answering) costs a socket timeout, not the call."""
+    """A frozen Redis (accepting, never answering) costs part of the webhook's deadline,
+    never more than the deadline: the caller is routed unavailable within it."""
     call = phone(caller=SINGLE_OWNER)
     call.walk("1")
     own_redis.pause()
@@ -81,6 +83,32 @@ def test_redis_hung_mid_call_answers_fast(phone: Phone, own_redis: RedisProcess)
         assert_unavailable(timed(lambda: call.press(PIN_ANNA)))
     finally:
         own_redis.resume()
+
+
+SLOW_S = 0.5
+
+
+@pytest.mark.parametrize("keys", [("1", PIN_ANNA), ("1",)], ids=["pin", "menu"])
+def test_a_slow_redis_is_waited_for_while_the_deadline_has_room(
+    phone: Phone, redis_client: redis.Redis, settings: Settings, keys: tuple[str, ...]
+) -> None:
+    """A Redis that answers a step 0.45 s late (longer than [redis] socket_timeout_s,
+    well within the webhook deadline) delays the caller but does not route them
+    unavailable: the PIN is verified, the menu choice leads to the PIN prompt."""
+    assert settings.redis.socket_timeout_s < SLOW_S - 0.1 < settings.server.webhook_deadline_s
+    call = phone(caller=SINGLE_OWNER)
+    call.walk(*keys[:-1])
+    busy = slowed(redis_client, SLOW_S)
+    started = time.monotonic()
+    twiml = call.press(keys[-1])
+    elapsed = time.monotonic() - started
+    busy.join()
+    assert settings.redis.socket_timeout_s < elapsed < settings.server.webhook_deadline_s
+    if keys[-1] == PIN_ANNA:
+        task = parse_task(twiml)
+        assert (task["identified"], task["reason"]) == (True, "verified")
+    else:
+        assert twiml.gather is not None and twiml.root.find("Enqueue") is None
 
 
 def frozen(server: RedisProcess, client: redis.Redis) -> Callable[[], None]:
