@@ -31,8 +31,9 @@ T = TypeVar("T")
 # Threads doing webhook work per process: above gunicorn's threads per worker (8 in the
 # documented line), so that work stuck until cancelled does not delay new webhooks.
 POOL_THREADS = 32
-# A committed save still running at the deadline gets this long: it had its reserve
-# (every Redis round is bounded by its socket timeout), so this is only scheduling slack.
+# A committed save still running at the deadline gets this long: it had its reserve (the
+# save's Redis reads end where only the observers' share is left, and their writes are
+# bounded by the socket timeout), so this is only scheduling slack.
 COMMITTED_GRACE_S = 0.3
 # The pool's threads are named "<prefix>_<n>" (the bench counts their Redis round trips).
 THREAD_PREFIX = "webhook"
