@@ -140,6 +140,7 @@ class Result:
     right_pin: bool
     routed: bool
     identified: bool
+    reason: str = ""
 
 
 def place_calls(fleet: Fleet, right_pin: bool, seq: int, out: list[Result]) -> None:
@@ -152,8 +153,8 @@ def place_calls(fleet: Fleet, right_pin: bool, seq: int, out: list[Result]) -> N
     else:
         call = fleet.phone(f"+4930800{seq:04d}")
         last = follow(call, "1", f"{CUSTOMERS[2].number}#", WRONG_PIN, WRONG_PIN, WRONG_PIN)
-    identified = last.routed and outcome(last)[0]
-    out.append(Result(started, time.monotonic(), right_pin, last.routed, identified))
+    identified, reason = outcome(last) if last.routed else (False, "not routed")
+    out.append(Result(started, time.monotonic(), right_pin, last.routed, identified, reason))
     call.hang_up()
 
 
@@ -210,7 +211,7 @@ def test_primary_killed_while_calls_run(fleet: Fleet) -> None:
     assert all(h.status in (200, 204) for h in hits), {h.status for h in hits}
     assert slowest < WEBHOOK_BOUND_S
     assert again_s <= IDENTIFIED_AGAIN_BOUND_S
-    assert late and all(r.identified for r in late)
+    assert late and all(r.identified for r in late), [r.reason for r in late]
 
 
 def test_failure_counts_survive_a_failover_of_every_shard(fleet: Fleet) -> None:
