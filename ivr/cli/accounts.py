@@ -90,7 +90,8 @@ def show_account(settings: Settings, customer_number: str) -> None:
 @pass_settings
 def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin: bool) -> None:
     """Set the Service-PIN of CUSTOMER_NUMBER: asked for without echo (twice), read from
-    stdin (--stdin, for scripts), or generated (--generate). Weak PINs are refused."""
+    stdin (--stdin, for scripts), or generated (--generate). Weak PINs are refused. A new
+    PIN lifts the account's lockout."""
     if generate and from_stdin:
         fail("choose one of --generate and --stdin")
     policy = settings.pin_policy()
@@ -109,6 +110,16 @@ def set_pin(settings: Settings, customer_number: str, generate: bool, from_stdin
     click.echo(f"set the PIN of account {customer_number}")
     if generate:
         click.echo(f"new PIN: {pin}  (shown once; it is stored only as a keyed hash)")
+    # As the provisioning API does: the guesses counted were against the old PIN.
+    if not settings.redis.url:
+        return
+    try:
+        cleared, _ = _unlock(settings, customer_number)
+    except EXPECTED_ERRORS as exc:
+        fail(f"the PIN of account {customer_number} is set, but its lockout was not lifted: "
+             f"{exc} (run: ivr accounts unlock {customer_number})")  # fmt: skip
+    if cleared:
+        click.echo(f"lifted the lockout of account {customer_number}")
 
 
 @accounts.command("delete")

@@ -251,3 +251,17 @@ def test_delete_pseudonymises_the_audit_trail(
     assert row.outcome == "wrong"
     assert row.customer_number.startswith("erased:") and "1001" not in row.customer_number
     assert row.caller is not None and row.caller.startswith("erased:")
+
+
+def test_a_new_pin_lifts_the_lockout(
+    tmp_path: Path, redis_url: str, redis_client: redis.Redis, link: Link
+) -> None:
+    """set-pin on a locked account lifts its lockout (as the provisioning API does)."""
+    settings = make_settings(tmp_path, redis_url)
+    run(settings, "import", str(write(tmp_path, GOOD_CSV)))
+    lockout = lock_account(settings, link, "1001")
+    result = CliRunner().invoke(accounts, ["set-pin", "1001", "--stdin"], obj=settings,
+                                input="402917\n")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "lifted the lockout of account 1001" in result.stdout
+    assert not is_locked(settings, lockout, "1001")
