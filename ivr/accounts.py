@@ -92,10 +92,12 @@ class AccountService:
         return self.eraser.erase(customer_number, expect)
 
     def _change(self, customer_number: str, body: Any, *, complete: bool) -> AccountChange:
-        problem = customer_number_problem(customer_number)
+        number = customer_number_problem(customer_number)
+        problems = [] if number is None else [number]  # reported with the fields' problems
         parsed = parse_change(body, self.policy, self.region, complete=complete)
-        problems = ([problem] if problem else []) + (parsed if isinstance(parsed, list) else [])
-        if problems or isinstance(parsed, list):
+        if isinstance(parsed, list):
+            raise Invalid(problems + parsed)
+        if problems:
             raise Invalid(problems)
         return parsed
 

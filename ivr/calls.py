@@ -243,10 +243,9 @@ class CallService:
     def _resave(self, loaded: CallState, request: str) -> None:
         """Store what the caller was told when this step's save failed: routed as
         unavailable from ``loaded``. Raises DependencyError while Redis does not answer."""
-        told = engine.unavailable(
-            self.flow, loaded, call_sid=loaded.call_sid, caller=loaded.caller,
-            language=loaded.language,
-        ).state.evolve(answered=request, seq=loaded.seq + 1)  # fmt: skip
+        told = engine.unavailable_from(self.flow, loaded).state.evolve(
+            answered=request, seq=loaded.seq + 1
+        )
         base = loaded
         saved = self.calls.save(told, base.seq)
         if not saved.written:

@@ -99,10 +99,7 @@ class TurnRunner:
         unavailable from where it was; its PIN attempts (counted, so they stay counted)
         are audited as unavailable, and the lockout's settlement is dropped."""
         log.warning("call=%s step=%s late: its result is discarded", loaded.call_sid, loaded.node)
-        late = Turn(engine.unavailable(
-            self.flow, loaded, call_sid=loaded.call_sid, caller=loaded.caller,
-            language=loaded.language,
-        ))  # fmt: skip
+        late = Turn(engine.unavailable_from(self.flow, loaded))
         for attempt, _ in turn.attempts:
             self._audit(late, dataclasses.replace(attempt, verdict=Verdict.UNAVAILABLE))
         return late

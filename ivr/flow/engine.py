@@ -44,27 +44,27 @@ def advance(flow: Flow, state: CallState | None, event: Event) -> Step:
     """Apply ``event`` to the call ``state`` (None before the call started)."""
     if isinstance(event, CallStarted):
         if state is not None:  # /voice twice for one call: a replay
-            return _unavailable(flow, state)
+            return unavailable_from(flow, state)
         fresh = CallState(
             event.call_sid, event.caller, flow.default_language, node="", started_at=event.now
         )
         return _enter(flow, fresh, flow.start)
     if state is None or state.routed:
-        return _unavailable(flow, state)
+        return unavailable_from(flow, state)
     node = flow.nodes.get(state.node)
     if isinstance(event, Digits):
         if event.node != state.node or event.seq != state.seq:
-            return _unavailable(flow, state)
+            return unavailable_from(flow, state)
         return _digits(flow, state, node, event.digits)
     if isinstance(event, CallerLookedUp):
         if not isinstance(node, CallerLookupNode):
-            return _unavailable(flow, state)
+            return unavailable_from(flow, state)
         if event.customer_number is None:
             return _enter(flow, state, node.other)
         return _enter(flow, state.evolve(customer_number=event.customer_number), node.single)
     if isinstance(event, CustomerNumberChecked):
         if not isinstance(node, CustomerNumberNode):
-            return _unavailable(flow, state)
+            return unavailable_from(flow, state)
         return _enter(flow, state.evolve(customer_number=event.reference), node.next)
     return _pin_checked(flow, state, node, event)
 
@@ -89,7 +89,8 @@ def unavailable(
     return _route(flow, state, _route_node(flow, flow.unavailable), (), Reason.UNAVAILABLE)
 
 
-def _unavailable(flow: Flow, state: CallState | None) -> Step:
+def unavailable_from(flow: Flow, state: CallState | None) -> Step:
+    """:func:`unavailable` from where ``state`` is (its CallSid, caller and language)."""
     if state is None:
         return unavailable(flow, None, call_sid="", caller=None, language=None)
     return unavailable(
@@ -110,12 +111,12 @@ def _digits(flow: Flow, state: CallState, node: Node | None, digits: str | None)
         return _reprompt(flow, state, node, value)
     if isinstance(node, PinNode):
         if state.customer_number is None:
-            return _unavailable(flow, state)
+            return unavailable_from(flow, state)
         pin = _typed(digits)
         if _is_pin(flow, pin):
             return Step(state, (), VerifyPin(state.customer_number, state.caller, pin))
         return _reprompt(flow, state, node, pin)
-    return _unavailable(flow, state)
+    return unavailable_from(flow, state)
 
 
 def _menu(flow: Flow, state: CallState, node: MenuNode, digits: str | None) -> Step:
@@ -153,7 +154,7 @@ def _reprompt(
 
 def _pin_checked(flow: Flow, state: CallState, node: Node | None, event: PinChecked) -> Step:
     if not isinstance(node, PinNode) or event.verdict is Verdict.UNAVAILABLE:
-        return _unavailable(flow, state)
+        return unavailable_from(flow, state)
     state = state.evolve(attempts=state.attempts + 1)
     if event.verdict is Verdict.VERIFIED:
         verified = state.evolve(identified=True, name=event.name, verified_at=event.now)

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 
 from ivr.account_fields import AccountChange
 from ivr.exceptions import AccountNotFound, VersionMismatch
+from ivr.store.account_import import IDS_OF_NUMBERS
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_tables import account_phones, accounts
 from ivr.store.sql_engine import translate_errors
@@ -191,9 +192,8 @@ class AccountAdmin:
 
 def existing(engine: sa.Engine, numbers: Sequence[str]) -> set[str]:
     """Which of ``numbers`` have an account."""
-    query = sa.select(accounts.c.customer_number).where(accounts.c.customer_number.in_(numbers))
     with translate_errors("PIN store"), engine.connect() as conn:
-        return set(conn.execute(query).scalars())
+        return set(conn.execute(IDS_OF_NUMBERS, {"numbers": list(numbers)}).scalars())
 
 
 _TICK = timedelta(microseconds=1)

@@ -47,7 +47,6 @@ _CREDENTIALS = sa.select(accounts.c.name, accounts.c.pin_key_id, accounts.c.pin_
     accounts.c.customer_number == sa.bindparam("number")
 )
 _NAME = sa.select(accounts.c.name).where(accounts.c.customer_number == sa.bindparam("number"))
-_ID = sa.select(accounts.c.id).where(accounts.c.customer_number == sa.bindparam("number"))
 _REHASH = (
     sa.update(accounts)
     .where(accounts.c.customer_number == sa.bindparam("number"))
@@ -164,21 +163,9 @@ class PinStore:
         return None if name is None else Account(customer_number=customer_number, name=name)
 
     def delete(self, customer_number: str) -> None:
-        """Delete the account and its phone numbers; AccountNotFound when there is none."""
-
-        def work() -> int:
-            with self._engine.begin() as conn:
-                account_id = conn.execute(_ID, {"number": customer_number}).scalar_one_or_none()
-                if account_id is None:
-                    return 0
-                # Not left to ON DELETE CASCADE: SQLite only cascades with the foreign_keys
-                # pragma, which an engine handed to __init__ may not set.
-                conn.execute(
-                    account_phones.delete().where(account_phones.c.account_id == account_id)
-                )
-                return conn.execute(accounts.delete().where(accounts.c.id == account_id)).rowcount
-
-        if self._run(work) == 0:
+        """Delete the account and its phone numbers (nothing else: the CLI and the API
+        erase through :mod:`ivr.erasure`); AccountNotFound when there is none."""
+        if self.delete_many([customer_number], clean_up=lambda number: None) == 0:
             raise AccountNotFound(f"no account with customer number {customer_number}")
 
     def upsert_many(

@@ -34,12 +34,22 @@ def require_token() -> Response | None:
 
 def bearer_error(expected: str) -> Response | None:
     """The 401/403 answer unless the request carries ``Bearer <expected>``; else None."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    refused = bearer_refusal(expected)
+    if refused == 401:
         return _error(401, "bearer token required")
-    if not expected or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if refused == 403:
         return _error(403, "invalid token")
+    return None
+
+
+def bearer_refusal(expected: str) -> int | None:
+    """401 without a bearer token, 403 with another one than ``expected`` (or when none
+    is expected), None when the request carries ``Bearer <expected>``."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return 401
+    if not expected or not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        return 403
     return None
 
 

@@ -10,7 +10,6 @@ OpenAPI 3.1 document beside this module describes every answer and is served as 
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Callable
 from importlib import resources
@@ -25,6 +24,7 @@ from ivr.exceptions import AccountNotFound, DependencyError, VersionMismatch
 from ivr.services import Services
 from ivr.store.account_admin import AccountAdmin, AccountDetails, Expect
 from ivr.unlock import Unlocker
+from ivr.web.api import bearer_refusal
 from ivr.web.problems import problem
 
 bp = Blueprint("provisioning", __name__, url_prefix="/api")
@@ -51,12 +51,12 @@ def require_token() -> Response | None:
     expected = _services().settings.api.provisioning_token
     if not expected:
         return problem(404, "the provisioning API is turned off ([api] provisioning_token)")
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not given.strip():
+    refused = bearer_refusal(expected)
+    if refused == 401:
         answer = problem(401, "a bearer token is required")
         answer.headers["WWW-Authenticate"] = 'Bearer realm="ivr-provisioning"'
         return answer
-    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+    if refused == 403:
         return problem(403, "the token is not valid here")
     return None
 
