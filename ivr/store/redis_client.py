@@ -11,6 +11,8 @@ Cluster, :mod:`ivr.store.redis_url`); :func:`open_client` opens one Redis for rq
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,12 +35,54 @@ from ivr.store.rounds import Durability
 # A pooled connection idle for longer is PINGed before use, so a half-open socket (NAT or
 # load balancer dropped it) fails fast instead of eating a caller's request.
 HEALTH_CHECK_INTERVAL_S = 30
+# A Sentinel pool asks the sentinels who the primary is at least this often, not only when
+# it connects: a former primary that still answers (it was frozen or cut off while a
+# replica was promoted, or a second failover passed it over) keeps its role until the
+# sentinels convert it, ~10 s later, and writes sent there meanwhile are lost.
+PRIMARY_RECHECK_S = 0.5
+
+log = logging.getLogger(__name__)
 
 
 class BlockingSentinelPool(SentinelConnectionPool, redis.BlockingConnectionPool):
-    """Sentinel's pool (asks the sentinels for the primary on every connect) with the
-    blocking pool's bound: beyond ``max_connections`` a request waits ``timeout`` for a
-    free connection instead of failing at once or opening ever more sockets."""
+    """Sentinel's pool with the blocking pool's bound (beyond ``max_connections`` a request
+    waits ``timeout`` for a free connection instead of failing at once or opening ever
+    more sockets), and one that follows a change of primary within
+    :data:`PRIMARY_RECHECK_S` even while its connections to the former one still work.
+
+    redis-py asks the sentinels only when a connection connects; when the answer changes
+    it closes the idle connections and drops busy ones when they are released (they are
+    no longer the pool's). Re-asking on a timer makes that happen for pooled connections
+    too.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+        self._primary_asked = float("-inf")
+
+    def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        now = time.monotonic()
+        # Before the first connection nothing is pooled: connecting asks anyway.
+        if self.master_address is not None and now - self._primary_asked >= PRIMARY_RECHECK_S:
+            self._primary_asked = now  # one thread asks; the others go on meanwhile
+            self._ask_primary()
+        return super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+    def names_primary(self, node: str) -> bool:
+        """Whether the sentinels name ``node`` (``host:port``) as the primary now; False
+        when none can say."""
+        address = self._ask_primary()
+        return address is not None and f"{address[0]}:{address[1]}" == node
+
+    def _ask_primary(self) -> tuple[str, int] | None:
+        try:
+            host, port = self.get_master_address()  # type: ignore[no-untyped-call]
+        except (redis.ConnectionError, redis.TimeoutError, OSError) as exc:
+            # No sentinel can say (MasterNotFoundError is a ConnectionError): keep the
+            # connections; connecting asks again and fails on its own if it must.
+            log.warning("redis sentinel: primary not confirmed (%s)", type(exc).__name__)
+            return None
+        return str(host), int(port)
 
 
 class SentinelConnection(SentinelManagedConnection):
@@ -91,10 +135,16 @@ def open_link(
     """The state Redis at ``url`` (default ``[redis] url``); no I/O until first use."""
     target = _target(url or settings.url, "[redis] url")
     timeouts = Timeouts.of(settings, socket_timeout_s, connect_timeout_s)
-    durability = Durability(settings.replica_ack_timeout_ms)
     if target.topology is Topology.CLUSTER:
+        durability = Durability(settings.replica_ack_timeout_ms)
         return ClusterLink(lambda: _cluster(target, settings, timeouts), durability)
-    return SingleLink(_single(target, settings, timeouts), target.topology, durability)
+    client = _single(target, settings, timeouts)
+    pool = client.connection_pool
+    if isinstance(pool, BlockingSentinelPool):
+        durability = Durability(settings.replica_ack_timeout_ms, still_primary=pool.names_primary)
+    else:
+        durability = Durability(settings.replica_ack_timeout_ms)
+    return SingleLink(client, target.topology, durability)
 
 
 def open_client(

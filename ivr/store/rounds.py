@@ -21,7 +21,10 @@ replicas, so a failover cannot forget a counted failure; a node whose replicas d
 acknowledge in time fails the round (:class:`~ivr.exceptions.ReplicaAckError`, the caller
 is handed over as not identified). Whether a node has replicas is learnt from ``ROLE``
 (:class:`ReplicaCache`); a node without any (a standalone Redis, or a freshly promoted
-primary whose old primary has not rejoined yet) has nothing to wait for.
+primary whose old primary has not rejoined yet) has nothing to wait for. A node whose
+replicas all went away may instead be a former primary that a failover passed over (its
+replica was promoted): the writes count only if the topology still names it primary
+(:attr:`Durability.still_primary`, asked of the sentinels).
 
 A webhook's rounds carry its :class:`~ivr.deadline.Budget`: every read of the round
 waits until the budget is spent (redis-py sets that timeout for the read alone and
@@ -39,7 +42,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -120,12 +123,19 @@ class ReplicaCache:
         self.counts[node] = (replicas, now)
 
 
+def always_primary(node: str) -> bool:
+    """A topology without a third party to ask: a node that answers as primary is one."""
+    return True
+
+
 @dataclass(frozen=True)
 class Durability:
-    """How long a durable round waits for a replica's acknowledgement."""
+    """How long a durable round waits for a replica's acknowledgement; and how to confirm
+    that a node whose replicas went away is still the primary (``host:port`` → bool)."""
 
     timeout_ms: int
     replicas: ReplicaCache = field(default_factory=ReplicaCache)
+    still_primary: Callable[[str], bool] = always_primary
 
 
 class Exchange:
@@ -217,8 +227,13 @@ class Exchange:
             return
         replicas = _replica_count(self._ask(("ROLE",)))
         cache.learn(self.node, replicas, time.monotonic())
-        if replicas == 0:
+        if replicas == 0 and durability.still_primary(self.node):
             return  # the replicas went away: nothing to wait for (a failover took them)
+        if replicas == 0:
+            log.error("redis node %s lost its replicas and is no longer the primary",
+                      self.node)  # fmt: skip
+            self.error = ReplicaAckError("redis: the node is no longer the primary")
+            return
         log.error("redis node %s: no replica acknowledged within %d ms", self.node,
                   durability.timeout_ms)  # fmt: skip
         self.error = ReplicaAckError(

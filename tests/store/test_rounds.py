@@ -12,9 +12,10 @@ import redis
 
 from ivr.config import RedisSettings
 from ivr.exceptions import DependencyError, ReplicaAckError
-from ivr.store.link import Link
+from ivr.store.link import Link, SingleLink
 from ivr.store.redis_client import open_link
-from ivr.store.rounds import command, run
+from ivr.store.redis_url import Topology
+from ivr.store.rounds import Durability, command, run
 from ivr.store.scripts import LuaScript, script
 from tests.fleet.redis_nodes import RedisNode, wait_for
 from tests.redis_server import RedisProcess
@@ -201,6 +202,36 @@ def test_a_replica_unknown_so_far_is_waited_for(replicated: tuple[RedisNode, Red
             link.send([run(COUNT, ["n"], [5])], PROBE, durable=True)
     finally:
         replica.proc.send_signal(18)
+        link.close()
+
+
+@pytest.mark.parametrize(("named", "holds"), [(True, True), (False, False)])
+def test_a_primary_left_by_its_replicas_counts_only_while_still_named(
+    replicated: tuple[RedisNode, RedisNode], named: bool, holds: bool
+) -> None:
+    """When a primary's only replica leaves it (promoted in its place), a durable round on
+    it stands only if the topology still names it primary; else ReplicaAckError."""
+    primary, replica = replicated
+    asked: list[str] = []
+
+    def still_primary(node: str) -> bool:
+        asked.append(node)
+        return named
+
+    client = redis.Redis(host="127.0.0.1", port=primary.port)
+    link = SingleLink(client, Topology.SENTINEL, Durability(100, still_primary=still_primary))
+    try:
+        link.send([run(COUNT, ["n"], [1])], PROBE, durable=True)  # learns of the replica
+        replica.call("REPLICAOF", "NO", "ONE")
+        wait_for("the replica to leave", lambda: primary.info().get("connected_slaves") == "0"
+                 or None, 10)  # fmt: skip
+        if holds:
+            assert link.send([run(COUNT, ["n"], [1])], PROBE, durable=True) == [2]
+        else:
+            with pytest.raises(ReplicaAckError, match="no longer the primary"):
+                link.send([run(COUNT, ["n"], [1])], PROBE, durable=True)
+        assert asked == [f"127.0.0.1:{primary.port}"]
+    finally:
         link.close()
 
 
