@@ -48,7 +48,7 @@ class Customer:
 
 
 # Beside the shared test accounts: one per fleet test, each with a number of its own.
-CUSTOMERS = tuple(Customer(f"3000{i:02d}", f"+49301000{i:02d}", "258147") for i in range(1, 7))
+CUSTOMERS = tuple(Customer(f"3000{i:02d}", f"+49301000{i:02d}", "258147") for i in range(1, 9))
 
 
 @dataclass

@@ -3,7 +3,9 @@ cluster and sentinel harnesses share."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
@@ -84,6 +86,12 @@ def orphan_guard() -> Callable[[], None] | None:
     if single and threading.current_thread() is threading.main_thread():
         return preexec_stop_with_parent()
     return None
+
+
+def keep_logs() -> bool:
+    """``IVR_TEST_KEEP_LOGS=1`` keeps every server's directory (and log) after it stops,
+    to read what the web nodes and sentinels did in a failing fleet run."""
+    return bool(os.environ.get("IVR_TEST_KEEP_LOGS"))
 
 
 class RedisNode:
@@ -174,6 +182,16 @@ class RedisNode:
             self.proc.wait(timeout=10)
             self.proc = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: connections stay open, nothing answers (a hung or cut-off server)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after :meth:`freeze`: the server carries on as it was."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def restart(self) -> None:
         """Start again on the same port and directory (after :meth:`kill`)."""
         self.kill()
@@ -189,7 +207,8 @@ class RedisNode:
                 self.proc.kill()
                 self.proc.wait(timeout=10)
             self.proc = None
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_logs():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def client(self, **kw: Any) -> redis.Redis:
         """A client with short timeouts and no retries (a dead node fails fast); close it."""

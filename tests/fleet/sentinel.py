@@ -119,8 +119,24 @@ class SentinelHarness:
         """SIGKILL the primary; wait until all sentinels report another node that answers
         ROLE master. Returns seconds from kill to promotion."""
         old = self.primary()
-        killed = time.monotonic()
         old.kill()
+        return self._replaced(old, time.monotonic(), timeout)
+
+    def pass_over(self, timeout: float = 20.0) -> RedisNode:
+        """Freeze the primary until the sentinels have promoted a replica, then thaw it:
+        the former primary answers again, still as a primary with its data, until the
+        sentinels convert it (~10 s later). Returns the former primary."""
+        old = self.primary()
+        old.freeze()
+        try:
+            self._replaced(old, time.monotonic(), timeout)
+        finally:
+            old.thaw()
+        return old
+
+    def _replaced(self, old: RedisNode, since: float, timeout: float) -> float:
+        """Wait until all sentinels report a node other than ``old`` that answers ROLE
+        master; seconds from ``since`` to its promotion."""
         promoted: list[float] = []
 
         def done() -> bool:
@@ -129,7 +145,7 @@ class SentinelHarness:
                 heirs = [self.node(p) for p in set(ports) - {old.port}]
                 if not any(heir.role() == "master" for heir in heirs):
                     raise NotYet(f"sentinels report master ports {ports}, none promoted yet")
-                promoted.append(time.monotonic() - killed)
+                promoted.append(time.monotonic() - since)
             if len(set(ports)) != 1 or old.port in ports:
                 raise NotYet(f"sentinels report master ports {ports}")
             return True

@@ -18,7 +18,7 @@ from types import TracebackType
 
 from tests.fleet.ports import free_port
 from tests.fleet.procs import stats
-from tests.fleet.redis_nodes import POLL_S, orphan_guard, tail
+from tests.fleet.redis_nodes import POLL_S, keep_logs, orphan_guard, tail
 
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
@@ -137,7 +137,8 @@ class WebNode:
             self.proc.wait(timeout=10)
             self.proc = None
             self._wait_group_gone(pgid)
-        shutil.rmtree(self.dir, ignore_errors=True)
+        if not keep_logs():
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def _wait_group_gone(self, pgid: int) -> None:
         # Orphaned workers are reaped by init, not by us: wait for them via /proc.
