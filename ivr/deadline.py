@@ -31,6 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
+# The WSGI environ key under which the server (ivr.serving) says when the request was
+# queued to be served: a time.monotonic() instant; the deadline counts from there.
+QUEUED_AT = "ivr.queued_at"
+
 
 class Phase(str, Enum):
     """Where the race between the worker and the deadline stands."""
@@ -61,9 +65,17 @@ def has_time(budget: Budget | None) -> bool:
 class Deadline:
     """The end of one webhook's time; thread-safe."""
 
-    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        seconds: float,
+        clock: Callable[[], float] = time.monotonic,
+        *,
+        start: float | None = None,
+    ) -> None:
+        """``seconds`` from ``start`` (a ``clock()`` instant: when the request arrived),
+        or from now."""
         self._clock = clock
-        self.end = clock() + seconds
+        self.end = (clock() if start is None else start) + seconds
         self._lock = threading.Lock()
         self._phase = Phase.RUNNING
         self._cancel: Callable[[], None] | None = None

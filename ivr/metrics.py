@@ -83,6 +83,12 @@ class Metrics:
             "Voice webhooks answered at their deadline without their work (routed unavailable).",
             registry=self.registry,
         )  # fmt: skip
+        self.shed_webhooks = Counter(
+            "ivr_webhooks_shed",
+            "Voice webhooks answered at once without their work (routed unavailable): they "
+            "had waited over half the deadline in the server's queue (overload).",
+            registry=self.registry,
+        )  # fmt: skip
         self.resaves_dropped = Counter(
             "ivr_deferred_saves_dropped",
             "Routed calls whose state could not be saved before Redis returned (shown as "

@@ -104,7 +104,8 @@ def build(settings: Settings, *, tolerate_outage: bool = False) -> Services:
                         on_dropped=metrics.resaves_dropped.inc),
     )  # fmt: skip
     runner = WebhookRunner(settings.server.webhook_deadline_s, pins.canceller,
-                           on_late=metrics.late_webhooks.inc)  # fmt: skip
+                           on_late=metrics.late_webhooks.inc,
+                           on_shed=metrics.shed_webhooks.inc)  # fmt: skip
     return Services(
         settings, flow, link, queue, keys, pins, hasher, lockout, journal, service, audit,
         runner, startup, metrics=metrics,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -136,3 +137,50 @@ def test_committed_work_is_waited_for(runner: WebhookRunner) -> None:
 
     assert runner.run(committed, late=lambda: "late") == "work"
     assert LATE == []
+
+
+def test_a_deadline_counts_from_when_the_request_arrived() -> None:
+    """A deadline given the request's arrival ends ``seconds`` after it, not after now."""
+    clock = Clock()
+    deadline = Deadline(2.0, clock, start=clock.now - 0.5)
+    assert deadline.remaining() == pytest.approx(1.5)
+
+
+def test_work_of_a_request_that_queued_briefly_runs_with_the_rest(runner: WebhookRunner) -> None:
+    """A request that waited under half the deadline before the app is served, and its
+    work's deadline is what is left of the deadline since it arrived."""
+    left: list[float] = []
+
+    def work(deadline: Deadline) -> str:
+        left.append(deadline.remaining())
+        return "work"
+
+    assert runner.run(work, late=lambda: "late", arrived=time.monotonic() - 0.1) == "work"
+    assert 0.1 < left[0] <= 0.2
+
+
+def test_a_request_that_queued_over_half_the_deadline_is_shed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A request that waited over half the deadline before the app saw it is answered
+    late at once, its work never started, and the shed is counted and logged once."""
+    shed: list[str] = []
+    runner = WebhookRunner(0.3, Canceller(), threads=2, on_shed=lambda: shed.append("shed"))
+    started: list[str] = []
+
+    def work(_: Deadline) -> str:
+        started.append("work")
+        return "work"
+
+    try:
+        with caplog.at_level(logging.WARNING):
+            for _ in range(3):
+                answer = runner.run(work, late=lambda: "late", arrived=time.monotonic() - 0.2)
+                assert answer == "late"
+        assert runner.run(lambda _: "work", late=lambda: "late",
+                          arrived=time.monotonic() - 0.1) == "work"  # fmt: skip
+    finally:
+        runner.close()
+    assert (shed, started) == (["shed"] * 3, [])
+    assert caplog.text.count("shed") == 1  # one line a second, with the count
+    assert "1 webhook(s) shed" in caplog.text  # the first at once; the rest counted

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from flask import Blueprint, Response, abort, current_app, request
 
 from ivr import phone, twiml
-from ivr.deadline import Deadline
+from ivr.deadline import QUEUED_AT, Deadline
 from ivr.flow import engine
 from ivr.flow.actions import Action
 from ivr.services import Services
@@ -105,13 +105,19 @@ def _answer(work: Callable[[Deadline], tuple[Action, ...]]) -> Response:
         ).actions  # fmt: skip
 
     try:
-        actions = services.runner.run(work, late=handed_over)
+        actions = services.runner.run(work, late=handed_over, arrived=_queued_at())
     except Exception:
         # Never a 500 towards Twilio: log (no parameters, they may hold digits) and hand over.
         log.exception("webhook %s failed; routing as unavailable", request.path)
         actions = handed_over()
     renderer: twiml.Renderer = current_app.extensions["ivr.twiml"]
     return _twiml(renderer.render(actions))
+
+
+def _queued_at() -> float | None:
+    """When the server queued this request (the production worker says, ivr.serving)."""
+    queued = request.environ.get(QUEUED_AT)
+    return queued if isinstance(queued, float) else None
 
 
 def _twiml(body: str) -> Response:

@@ -13,13 +13,14 @@ import sqlalchemy as sa
 from redis.cluster import ClusterNode
 from redis.sentinel import Sentinel
 
+from tests.bench.test_plan import production_line
 from tests.conftest import API_TOKEN, AUTH_TOKEN, PEPPER, WORKFLOW_SID
 from tests.fleet.cluster import ClusterHarness
 from tests.fleet.ports import free_port, free_port_pair
 from tests.fleet.postgres import libpq_url, postgres_database, server_url
 from tests.fleet.redis_nodes import RedisNode
 from tests.fleet.sentinel import SentinelHarness
-from tests.fleet.web_nodes import WebNode, group_members
+from tests.fleet.web_nodes import WORKER_CLASS, WebNode, group_members
 
 CLUSTER_FAILOVER_LIMIT_S = 15.0
 SENTINEL_FAILOVER_LIMIT_S = 20.0
@@ -194,3 +195,9 @@ workflow_sid = "{WORKFLOW_SID}"
             assert web.health() is None and group_members(group) == []
             web.start()
             assert web.health() == 200
+
+
+def test_web_nodes_run_the_documented_production_worker() -> None:
+    """The fleet's web nodes use the worker class of the README's production line."""
+    words = production_line()
+    assert words[words.index("--worker-class") + 1] == WORKER_CLASS

@@ -58,6 +58,28 @@ def timed(step: Callable[[], Twiml]) -> tuple[Twiml | None, float]:
     return twiml, time.monotonic() - started
 
 
+def seeded(
+    tmp_path: Path, redis_url: str, pg: PrivatePostgres, max_failures: int
+) -> dict[str, str]:
+    """A web node's environment on ``pg`` (the test accounts in it) and Redis, deadline
+    DEADLINE_S. The attempts answered unavailable stay counted (fail closed): the
+    account limit ``max_failures`` must be above them for a later call to succeed."""
+    path = tmp_path / "ivr.toml"
+    write_config(path, redis_url, "", pg.url)
+    env = {
+        "IVR_CONFIG": str(path), "IVR_PIN_PEPPER": PEPPER, "IVR_API_TOKEN": API_TOKEN,
+        "IVR_REDIS_KEY_PREFIX": f"pg{uuid.uuid4().hex[:8]}",
+        "IVR_SERVER_WEBHOOK_DEADLINE_S": str(DEADLINE_S),
+        "IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": str(max_failures),
+    }  # fmt: skip
+    services = build(config.load(path, env=env))
+    try:
+        seed(services)
+    finally:
+        services.close()
+    return env
+
+
 def assert_handed_over(twiml: Twiml | None) -> None:
     assert twiml is not None, "not answered with TwiML"
     task = parse_task(twiml)
@@ -70,21 +92,7 @@ def test_frozen_postgres_answers_every_webhook_within_the_deadline(
     """PIN and menu steps during a PostgreSQL freeze answer within deadline + 0.5 s as
     unavailable, the late results are discarded, and calls are identified after the thaw."""
     with PrivatePostgres() as pg:
-        path = tmp_path / "ivr.toml"
-        write_config(path, redis_url, "", pg.url)
-        env = {
-            "IVR_CONFIG": str(path), "IVR_PIN_PEPPER": PEPPER, "IVR_API_TOKEN": API_TOKEN,
-            "IVR_REDIS_KEY_PREFIX": f"hung{uuid.uuid4().hex[:8]}",
-            "IVR_SERVER_WEBHOOK_DEADLINE_S": str(DEADLINE_S),
-            # The attempts answered unavailable stay counted (fail closed); the limit is
-            # above them so that the call after the thaw shows the recovery.
-            "IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": str(2 * CALLS),
-        }  # fmt: skip
-        services = build(config.load(path, env=env))
-        try:
-            seed(services)
-        finally:
-            services.close()
+        env = seeded(tmp_path, redis_url, pg, max_failures=2 * CALLS)
         with WebNode(env) as node:
             hits = Webhooks()
 

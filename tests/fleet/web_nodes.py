@@ -1,4 +1,5 @@
-"""One web node: the production command (gunicorn, gthread workers) as a child process."""
+"""One web node: the production command (gunicorn, the product's gthread worker) as a
+child process."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from tests.fleet.ports import free_port
 from tests.fleet.procs import stats
 from tests.fleet.redis_nodes import POLL_S, keep_logs, orphan_guard, tail
 
+# The README's production line (tests/fleet/test_harness.py keeps them equal).
+WORKER_CLASS = "ivr.serving.ThreadWorker"
 START_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 15.0
 # Inherited settings that would silently change the node: the service's own config
@@ -35,17 +38,26 @@ def group_members(pgid: int) -> list[int]:
 
 
 class WebNode:
-    """``gunicorn "ivr:create_app()"`` on 127.0.0.1 in its own session; a context manager."""
+    """``gunicorn "ivr:create_app()"`` (or another ``app``) on 127.0.0.1 in its own
+    session; a context manager."""
 
     def __init__(
-        self, env: Mapping[str, str], port: int | None = None, *, workers: int = 2, threads: int = 8
+        self,
+        env: Mapping[str, str],
+        port: int | None = None,
+        *,
+        workers: int = 2,
+        threads: int = 8,
+        app: str = "ivr:create_app()",
     ) -> None:
         """``env`` (IVR_CONFIG etc.) overlays this process's environment minus the
-        service's own settings (see SCRUBBED_PREFIXES)."""
+        service's own settings (see SCRUBBED_PREFIXES); ``app`` is what gunicorn serves
+        (it must answer ``GET /healthz`` with 200 once ready)."""
         self.port = port if port is not None else free_port()
         self.env = dict(env)
         self.workers = workers
         self.threads = threads
+        self.app = app
         self.dir = Path(tempfile.mkdtemp(prefix=f"ivr-fleet-web-{self.port}-"))
         self.log = self.dir / "gunicorn.log"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -68,12 +80,12 @@ class WebNode:
         gunicorn = Path(sys.executable).with_name("gunicorn")
         cmd = [
             str(gunicorn),
-            "--worker-class", "gthread",
+            "--worker-class", WORKER_CLASS,
             "--workers", str(self.workers),
             "--threads", str(self.threads),
             "--bind", f"127.0.0.1:{self.port}",
             "--error-logfile", str(self.log),
-            "ivr:create_app()",
+            self.app,
         ]  # fmt: skip
         inherited = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED_PREFIXES)}
         # Output before the error log opens (bad arguments, import errors) lands here too.

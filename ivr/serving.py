@@ -1,0 +1,69 @@
+"""The production server's worker: gunicorn's gthread worker, noting when each request
+became ready to be served.
+
+Under overload, webhooks wait in gunicorn's queue (for a worker thread) before the app
+sees them, and a deadline that started only when the app did could not see that wait:
+at twice the capacity most answers came seconds after the webhook deadline. This worker
+notes the moment a request's connection was handed to the thread pool (new, or a
+keep-alive connection that became readable) and puts it into the WSGI environ as
+:data:`~ivr.deadline.QUEUED_AT` (a ``time.monotonic()`` instant of this process), so
+that the webhook deadline counts from there (:mod:`ivr.webhook_runner`). Run it with
+``gunicorn --worker-class ivr.serving.ThreadWorker …`` (README, Production).
+
+Only gunicorn's ``enqueue_req``, ``handle`` and ``load_wsgi`` are overridden, each
+calling the original; without this worker (another server) the deadline starts when
+the app sees the request, as before.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from gunicorn.workers import gthread  # type: ignore[import-untyped]
+
+from ivr.deadline import QUEUED_AT
+
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
+    """gthread, plus :data:`~ivr.deadline.QUEUED_AT` in every request's environ."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Which request the current pool thread is serving: the queue time of the
+        # connection handed to it (set in handle, read when the app is called).
+        self._serving = threading.local()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        app: WSGIApp = getattr(self, "wsgi")  # noqa: B009 - set by gunicorn, untyped
+        self.wsgi = stamped(app, self._serving)
+
+    def enqueue_req(self, conn: Any) -> None:
+        # Runs on the worker's main thread, once per request handed to the pool.
+        conn.ivr_queued_at = time.monotonic()
+        super().enqueue_req(conn)
+
+    def handle(self, conn: Any) -> Any:
+        self._serving.queued_at = getattr(conn, "ivr_queued_at", None)
+        try:
+            return super().handle(conn)
+        finally:
+            self._serving.queued_at = None
+
+
+def stamped(app: WSGIApp, serving: threading.local) -> WSGIApp:
+    """``app``, with the serving thread's queue time in each environ."""
+
+    def call(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        # The first request of a hand-over only: an HTTP/2 connection serves several
+        # streams in one, and its later streams were not waiting since the hand-over.
+        environ[QUEUED_AT] = getattr(serving, "queued_at", None)
+        serving.queued_at = None
+        return app(environ, start_response)
+
+    return call
