@@ -71,7 +71,7 @@ WORKERS = 2
 # worker at 16 connections, and open-loop it gave even the peer a 200+ ms p99 at 100
 # req/s (issue 13), so it is gone: every target runs as production does.
 PRODUCTION_ARGS: tuple[str, ...] = (
-    "--worker-class", "gthread", "--workers", str(WORKERS), "--threads", "8",
+    "--worker-class", "ivr.serving.ThreadWorker", "--workers", str(WORKERS), "--threads", "8",
 )  # fmt: skip
 GUNICORN_ARGS: tuple[str, ...] = PRODUCTION_ARGS
 
