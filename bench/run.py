@@ -46,6 +46,7 @@ from bench.plan import (
 )
 from bench.probe import Probe
 from bench.report import Results, Row, render
+from bench.server_models import run_servers
 from bench.servers import (
     AUTH_TOKEN,
     REPO,
@@ -82,6 +83,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="one Redis and node vs. a Redis Cluster and two nodes (whole-call mix), "
         "and round trips per webhook on each topology",
     )  # fmt: skip
+    parser.add_argument(
+        "--servers", action="store_true",
+        help="the product under gunicorn gthread, gunicorn gevent and granian (open loop)",
+    )  # fmt: skip
     parser.add_argument("--wrk-threads", type=int, choices=(1, 2), default=1)
     parser.add_argument("--results-dir", type=Path, default=REPO / "bench" / "results")
     return parser.parse_args(argv)
@@ -93,7 +98,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.profile and not args.profile_target.endswith("_large"):
         plan = dataclasses.replace(plan, large_accounts=plan.small_accounts)  # no 10^6 fill
     try:
-        return run_fleet(plan, args) if args.fleet else run(plan, args)
+        mode = run_fleet if args.fleet else run_servers if args.servers else run
+        return mode(plan, args)
     except (
         LoadError, RuntimeError, ConfigError, DependencyError, OSError, redis.RedisError,
     ) as exc:  # fmt: skip

@@ -1,0 +1,85 @@
+"""``bench/run --servers``: the models' command lines are the documented ones, the
+production model follows bench/plan.py, and the smoke run goes end to end.
+
+No timing is asserted: the smoke run's numbers mean nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import plan
+from bench.server_models import MODELS, PRODUCT_APP, Model
+
+REPO = Path(__file__).resolve().parents[2]
+BENCH_README = REPO / "bench" / "README.md"
+
+
+def documented() -> dict[str, str]:
+    """The command line per model in bench/README.md's "Server models" section."""
+    text = BENCH_README.read_text(encoding="utf-8")
+    section = text.split("## Server models (`--servers`)", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```text\n", 1)[1].split("```", 1)[0]
+    return dict(line.split(": ", 1) for line in block.splitlines())
+
+
+def test_each_model_runs_the_command_line_the_bench_readme_documents() -> None:
+    """Every model's command line, with the production line read from bench/plan.py, is
+    the one bench/README.md documents, and the README documents no other model."""
+    lines = documented()
+    assert set(lines) == {m.name for m in MODELS}
+    production = shlex.join(plan.PRODUCTION_ARGS)
+    for model in MODELS:
+        assert model.shown() == lines[model.name].replace("PRODUCTION_ARGS", production)
+
+
+def test_the_production_model_follows_plan_production_args(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The production model reads PRODUCTION_ARGS when it builds its command, so a change
+    of the production line changes what the comparison measures, and adds nothing to it."""
+    changed = ("--worker-class", "sync", "--workers", "3")
+    monkeypatch.setattr(plan, "PRODUCTION_ARGS", changed)
+    model: Model = next(m for m in MODELS if m.name == "production")
+    argv = model.command(PRODUCT_APP, "8000", "log")
+    assert argv == ["gunicorn", "--bind", "127.0.0.1:8000", *changed,
+                    "--error-logfile", "log", "--log-level", "warning", PRODUCT_APP]  # fmt: skip
+
+
+def test_the_product_imports_neither_gevent_nor_granian() -> None:
+    """gevent and granian are benchmark tools only: no module of the product imports them."""
+    pattern = re.compile(r"^\s*(import|from)\s+(gevent|granian)\b", re.MULTILINE)
+    for source in [*REPO.glob("ivr/**/*.py"), *REPO.glob("workers/**/*.py")]:
+        assert not pattern.search(source.read_text(encoding="utf-8")), source
+
+
+def test_servers_smoke_run_measures_every_model(tmp_path: Path) -> None:
+    """bench/run --servers --smoke serves the product, floor and peer under every model,
+    gets only the expected answers, and prints the medians, rounds and the verdicts."""
+    done = subprocess.run(
+        ["bash", str(REPO / "bench" / "run"), "--servers", "--smoke", "--results-dir",
+         str(tmp_path)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = done.stdout
+    for row in ("- commit: ", "- machine: ", "- load average at the start: ",
+                "- load average at the end: ", "## Medians of the rounds", "## Each round",
+                "| PIN step @ 300/s |", "| whole-call mix @ 600/s |",
+                "| whole-call mix capacity /s |", "| PIN floor capacity /s |",
+                "| mix / floor capacity |", "### gevent vs. production",
+                "### granian vs. production"):  # fmt: skip
+        assert row in out, f"missing {row!r} in:\n{out}"
+    for model in MODELS:
+        assert f"| {model.name} | " in out
+        assert f"`{model.shown()}`" in out
+        assert re.search(rf"^\| 2 \| {model.name} \|", out, re.MULTILINE), out
+    errors = next(line for line in out.splitlines() if line.startswith("| wrong answers"))
+    cells = [c.strip() for c in errors.strip("|").split("|")][1:]
+    assert len(cells) == len(MODELS) and all(c.startswith("0 / 0 / ") for c in cells), errors
+    assert (tmp_path / "servers.md").read_text(encoding="utf-8") == out
