@@ -120,13 +120,16 @@ def create_read_engine(url: str, timeout_s: float, engine: sa.Engine) -> sa.Engi
     )
 
 
-def create_all(metadata: sa.MetaData, engine: sa.Engine, attempts: int = 3) -> None:
+def create_all(metadata: sa.MetaData, engine: sa.Engine) -> None:
     """Create ``metadata``'s missing tables, also while other processes do the same.
 
     Every gunicorn worker builds its app, and so creates the tables, at the same moment:
     ``create_all`` checks, then creates, so a worker can lose the race and fail on "table
     already exists" (and refuse to boot). Checking again finds what the winner created.
+    Each lost race means another table exists, so one attempt per table, plus one, is
+    always enough (three were not: eight racers lost on three tables in turn).
     """
+    attempts = len(metadata.tables) + 1
     for attempt in range(attempts):
         try:
             metadata.create_all(engine)
