@@ -178,7 +178,7 @@ class OpenLoop:
         for rate in OPEN_RATES:
             for target in targets:
                 runs.append(self.run(target, rate, self.plan.open_s))
-                _pause(self.plan)
+                pause(self.plan)
         return runs
 
     def capacity(self, target: Target, start: float = 100.0) -> Capacity:
@@ -189,7 +189,7 @@ class OpenLoop:
         while len(probes) < self.plan.max_probes:
             run = self.run(target, rate, self.plan.probe_s)
             probes.append(run)
-            _pause(self.plan)
+            pause(self.plan)
             if passes(run):
                 good = rate
             else:
@@ -234,7 +234,7 @@ def measure_open_loop(plan: Plan, driver: Driver, redis_url: str) -> OpenResults
     return res
 
 
-def _pause(plan: Plan) -> None:
+def pause(plan: Plan) -> None:
     time.sleep(PAUSE_S if not plan.smoke else 0.1)
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench import plan as plans
 from bench.accounts import fill
 from bench.driver import Driver, progress
-from bench.latency import Capacity, OpenLoop, OpenRun, _pause, passes
+from bench.latency import Capacity, OpenLoop, OpenRun, passes, pause
 from bench.latency_report import JUDGED_RATES
 from bench.load import Load
 from bench.plan import EXPECTED, Plan, Store, Target
@@ -228,7 +228,7 @@ def _rounds(setup: Setup) -> list[Round]:
             gen = _generator(setup, model)
             for name in (*LATENCY_TARGETS, "floor"):
                 gen.run(setup.targets[name], WARMUP_RATE, plan.warmup_s)
-                _pause(plan)
+                pause(plan)
     rounds = []
     for number in range(1, max(plan.rounds, MIN_ROUNDS) + 1):
         for model in MODELS:
@@ -251,7 +251,7 @@ def _measure(setup: Setup, model: Model, number: int) -> Round:
     for rate in JUDGED_RATES:
         for name in LATENCY_TARGETS:
             run = gen.run(setup.targets[name], rate, setup.plan.open_s)
-            _pause(setup.plan)  # one run's backlog must not start the next
+            pause(setup.plan)  # one run's backlog must not start the next
             res.runs[name, rate] = run
             res.unanswered += run.failed
             res.wrong += _wrong(run, setup.targets[name])

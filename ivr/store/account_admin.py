@@ -27,7 +27,7 @@ from ivr.exceptions import AccountNotFound, VersionMismatch
 from ivr.store.account_import import IDS_OF_NUMBERS
 from ivr.store.hashing import PinHasher
 from ivr.store.pin_tables import account_phones, accounts
-from ivr.store.sql_engine import translate_errors
+from ivr.store.sql_engine import as_utc, translate_errors
 
 _DETAILS = sa.select(
     accounts.c.id, accounts.c.name, accounts.c.pin_key_id, accounts.c.pin_hash,
@@ -82,7 +82,7 @@ ANY_VERSION = Expect()
 
 def version_of(customer_number: str, updated_at: datetime) -> str:
     """The version tag of an account last changed at ``updated_at``."""
-    moment = _utc(updated_at).isoformat()
+    moment = as_utc(updated_at).isoformat()
     digest = hashlib.sha256(f"{customer_number}\0{moment}".encode()).hexdigest()
     return f'"{digest[:32]}"'
 
@@ -168,7 +168,7 @@ class AccountAdmin:
         if same_phones and values == {k: getattr(row, k) for k in values}:
             return  # nothing changes: nothing written, the version stays
         # Always a later instant than the stored one: the version must move.
-        values["updated_at"] = max(datetime.now(UTC), _utc(row.updated_at) + _TICK)
+        values["updated_at"] = max(datetime.now(UTC), as_utc(row.updated_at) + _TICK)
         changed = conn.execute(
             accounts.update()
             .where(accounts.c.id == row.id, accounts.c.updated_at == row.updated_at)
@@ -212,14 +212,9 @@ def _read_for_write(conn: sa.Connection, customer_number: str) -> Any:
     return conn.execute(_DETAILS.with_for_update(), {"number": customer_number}).one_or_none()
 
 
-def _utc(moment: datetime) -> datetime:
-    """``moment`` as aware UTC (SQLite gives back naive values)."""
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
 def _details(customer_number: str, row: Any, phones: Sequence[str]) -> AccountDetails:
     return AccountDetails(customer_number, row.name, tuple(sorted(phones)),
-                          row.pin_key_id is not None, _utc(row.updated_at))  # fmt: skip
+                          row.pin_key_id is not None, as_utc(row.updated_at))  # fmt: skip
 
 
 def _set_phones(conn: sa.Connection, account_id: Any, phones: Sequence[str]) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from ivr.exceptions import ConfigError, DependencyError
 from ivr.flow.state import Verdict
-from ivr.store.sql_engine import create_all, create_engine, translate_errors
+from ivr.store.sql_engine import as_utc, create_all, create_engine, translate_errors
 
 metadata = sa.MetaData()
 
@@ -144,7 +144,7 @@ class AuditStore:
         per second. (The worker writes journal entries in batches: :meth:`record_attempts`.)
         """
         verdict = Verdict(outcome).value  # ValueError for anything that is not an outcome
-        moment = _utc(at)
+        moment = as_utc(at)
         key = attempt_id or _derived_key(call_sid, customer_number, caller, verdict, moment)
         self.record_attempts([AttemptRow(key, call_sid, customer_number, caller, verdict, moment)])
 
@@ -156,7 +156,7 @@ class AuditStore:
             {
                 "event_key": row.key,
                 "kind": AuditKind.ATTEMPT.value,
-                "at": _utc(row.at),
+                "at": as_utc(row.at),
                 "call_sid": row.call_sid,
                 "customer_number": row.customer_number,
                 "caller": row.caller,
@@ -180,7 +180,7 @@ class AuditStore:
         ``customer_number``, a caller number's block) via ``source`` (``cli``, …)."""
         row = dict(
             event_key=unlock_id or uuid.uuid4().hex, kind=AuditKind.UNLOCK.value,
-            at=_utc(at or datetime.now(UTC)), call_sid=None, customer_number=customer_number,
+            at=as_utc(at or datetime.now(UTC)), call_sid=None, customer_number=customer_number,
             caller=caller, outcome=UNLOCKED, actor=actor, source=source,
         )  # fmt: skip
         self._insert_once([row])
@@ -189,7 +189,7 @@ class AuditStore:
         """Every row at or after ``since`` (naive means UTC), oldest first, streamed."""
         query = (
             sa.select(audit_events)
-            .where(audit_events.c.at >= _utc(since))
+            .where(audit_events.c.at >= as_utc(since))
             .order_by(audit_events.c.at, audit_events.c.id)
         )
         with translate_errors("audit store"), self._engine.connect() as conn:
@@ -199,7 +199,7 @@ class AuditStore:
 
     def purge(self, older_than: datetime) -> int:
         """Delete every row before ``older_than`` (naive means UTC); returns how many."""
-        statement = audit_events.delete().where(audit_events.c.at < _utc(older_than))
+        statement = audit_events.delete().where(audit_events.c.at < as_utc(older_than))
         with translate_errors("audit store"), self._engine.begin() as conn:
             return int(conn.execute(statement).rowcount)
 
@@ -253,17 +253,9 @@ def _derived_key(
     return hashlib.sha256(parts.encode("utf-8")).hexdigest()
 
 
-def _utc(moment: datetime) -> datetime:
-    # SQLite stores wall-clock text without an offset, so every value is normalised to
-    # UTC before binding; naive input is taken as UTC.
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
 def _record(row: sa.Row[Any]) -> AuditRecord:
     return AuditRecord(
-        at=_utc(row.at), kind=AuditKind(row.kind), call_sid=row.call_sid,
+        at=as_utc(row.at), kind=AuditKind(row.kind), call_sid=row.call_sid,
         customer_number=row.customer_number, caller=row.caller, outcome=row.outcome,
         actor=row.actor, source=row.source,
     )  # fmt: skip

@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -156,3 +157,11 @@ def translate_errors(store: str) -> Iterator[None]:
 def _first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0] if lines else type(exc).__name__
+
+
+def as_utc(moment: datetime) -> datetime:
+    """``moment`` as aware UTC: SQLite stores wall-clock text without an offset and gives
+    back naive values, so naive input is taken as UTC."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from bench import plan
 from bench.server_models import MODELS, PRODUCT_APP, Model
+from tests.bench.bench_cli import bench_run
 
 REPO = Path(__file__).resolve().parents[2]
 BENCH_README = REPO / "bench" / "README.md"
@@ -61,12 +61,7 @@ def test_the_product_imports_neither_gevent_nor_granian() -> None:
 def test_servers_smoke_run_measures_every_model(tmp_path: Path) -> None:
     """bench/run --servers --smoke serves the product, floor and peer under every model,
     gets only the expected answers, and prints the medians, rounds and the verdicts."""
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "run"), "--servers", "--smoke", "--results-dir",
-         str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench_run(tmp_path, "--servers", "--smoke")
     out = done.stdout
     for row in ("- commit: ", "- machine: ", "- load average at the start: ",
                 "- load average at the end: ", "## Medians of the rounds", "## Each round",

@@ -6,10 +6,10 @@ valid signed requests and prints every row of the report. No timing is asserted.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.bench_cli import bench_run
+
 # Rows of the closed-loop and the open-loop tables; in the open-loop one each must have
 # answered every request with the TwiML it must give, in time.
 TARGET_ROWS = (
@@ -55,11 +55,7 @@ ROWS = (
 
 def test_smoke_run_prints_every_row(tmp_path: Path) -> None:
     """bench/run --smoke exits 0 (every answer was the expected TwiML) and prints all rows."""
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "run"), "--smoke", "--results-dir", str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench_run(tmp_path, "--smoke")
     for row in ROWS:
         assert row in done.stdout, f"missing {row!r} in:\n{done.stdout}"
     assert "unexpected 0" in done.stdout
@@ -73,12 +69,7 @@ def test_smoke_run_prints_every_row(tmp_path: Path) -> None:
 def test_fleet_smoke_run_prints_both_modes(tmp_path: Path) -> None:
     """bench/run --fleet --smoke loads one node on one Redis and two nodes on a cluster
     with valid requests only, and prints their ratio and the round trips per topology."""
-    done = subprocess.run(
-        ["bash", str(REPO / "bench" / "run"), "--fleet", "--smoke", "--results-dir",
-         str(tmp_path)],
-        capture_output=True, text=True, timeout=300, check=False,
-    )  # fmt: skip
-    assert done.returncode == 0, done.stderr[-3000:]
+    done = bench_run(tmp_path, "--fleet", "--smoke")
     for row in ("single: one node, one Redis", "fleet: two nodes, Redis Cluster 3+3",
                 "fleet / single: ", "| PIN step, wrong PIN | 3 / 3 | 3 / 3 |"):  # fmt: skip
         assert row in done.stdout, f"missing {row!r} in:\n{done.stdout}"

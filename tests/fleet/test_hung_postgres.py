@@ -13,24 +13,19 @@ from __future__ import annotations
 import json
 import time
 import urllib.request
-import uuid
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from ivr import config
-from ivr.services import build
-from tests.conftest import ACCOUNTS, API_TOKEN, AUTH_TOKEN, PEPPER, SINGLE_OWNER, seed
-from tests.fleet.fleet import write_config
+from tests.conftest import ACCOUNTS, API_TOKEN, AUTH_TOKEN, SINGLE_OWNER
 from tests.fleet.http_phone import HttpPoster, Webhooks
+from tests.fleet.pg_node import DEADLINE_S, assert_handed_over, seeded, timed
 from tests.fleet.private_postgres import PrivatePostgres
 from tests.fleet.redis_nodes import tail
 from tests.fleet.web_nodes import DIRECT, WebNode
 from tests.measured import report
-from tests.twilio_phone import Call, Twiml, parse_task
+from tests.twilio_phone import Call, parse_task
 
-DEADLINE_S = 2.0
 SLACK_S = 0.5
 # Held longer than the deadline, so that a result could only arrive late.
 FROZEN_S = DEADLINE_S + 4.0
@@ -46,44 +41,6 @@ def screen_pop(node: WebNode, call: Call) -> dict[str, Any]:
     with DIRECT.open(request, timeout=5) as answer:
         body: dict[str, Any] = json.loads(answer.read())
     return body
-
-
-def timed(step: Callable[[], Twiml]) -> tuple[Twiml | None, float]:
-    """The step's TwiML (None when the answer was not TwiML) and its answer time."""
-    started = time.monotonic()
-    try:
-        twiml: Twiml | None = step()
-    except AssertionError:  # Call.press: not TwiML (no answer, an error page)
-        twiml = None
-    return twiml, time.monotonic() - started
-
-
-def seeded(
-    tmp_path: Path, redis_url: str, pg: PrivatePostgres, max_failures: int
-) -> dict[str, str]:
-    """A web node's environment on ``pg`` (the test accounts in it) and Redis, deadline
-    DEADLINE_S. The attempts answered unavailable stay counted (fail closed): the
-    account limit ``max_failures`` must be above them for a later call to succeed."""
-    path = tmp_path / "ivr.toml"
-    write_config(path, redis_url, "", pg.url)
-    env = {
-        "IVR_CONFIG": str(path), "IVR_PIN_PEPPER": PEPPER, "IVR_API_TOKEN": API_TOKEN,
-        "IVR_REDIS_KEY_PREFIX": f"pg{uuid.uuid4().hex[:8]}",
-        "IVR_SERVER_WEBHOOK_DEADLINE_S": str(DEADLINE_S),
-        "IVR_LOCKOUT_ACCOUNT_MAX_FAILURES": str(max_failures),
-    }  # fmt: skip
-    services = build(config.load(path, env=env))
-    try:
-        seed(services)
-    finally:
-        services.close()
-    return env
-
-
-def assert_handed_over(twiml: Twiml | None) -> None:
-    assert twiml is not None, "not answered with TwiML"
-    task = parse_task(twiml)
-    assert (task["identified"], task["reason"]) == (False, "unavailable"), task
 
 
 def test_frozen_postgres_answers_every_webhook_within_the_deadline(

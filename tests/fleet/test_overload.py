@@ -16,9 +16,9 @@ from pathlib import Path
 
 from tests.conftest import ACCOUNTS, AUTH_TOKEN, SINGLE_OWNER
 from tests.fleet.http_phone import HttpPoster, Webhooks
+from tests.fleet.pg_node import DEADLINE_S, assert_handed_over, seeded, timed
 from tests.fleet.private_postgres import PrivatePostgres
 from tests.fleet.redis_nodes import tail
-from tests.fleet.test_hung_postgres import DEADLINE_S, assert_handed_over, seeded, timed
 from tests.fleet.web_nodes import WebNode
 from tests.measured import report
 from tests.twilio_phone import Call

@@ -18,6 +18,9 @@ from ivr.services import Services
 from ivr.store.pin_tables import accounts
 from tests.conftest import ACCOUNTS, API_TOKEN
 from tests.twilio_phone import Call, parse_task
+from workers.jobs import build_context
+from workers.journal import drain_all
+from workers.main import journal_link as worker_link
 
 Phone = Callable[..., Call]
 TOKEN = "provisioning-token-0123456789abcdef0123"
@@ -278,12 +281,10 @@ def test_the_openapi_document_is_served_as_kept_in_the_repo(client: FlaskClient)
 
 
 def _drain_journal(services: Services) -> None:
-    """Move the journalled attempts to the SQL audit trail, as the worker does."""
-    from ivr.store.audit import AttemptRow
-
-    entries = services.journal.read("test-drain", 100)
-    services.audit.record_attempts([
-        AttemptRow(e.entry_id, e.call_sid, e.customer_number, e.caller, e.outcome,
-                   datetime.fromisoformat(e.at))
-        for e in entries
-    ])  # fmt: skip
+    """Move the journalled attempts to the SQL audit trail: the worker's own drain."""
+    settings = services.settings
+    ctx = build_context(settings, redis.Redis.from_url(settings.redis.url), worker_link(settings))
+    try:
+        drain_all(ctx, "test-drain")
+    finally:
+        ctx.close()
