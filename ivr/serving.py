@@ -10,13 +10,21 @@ keep-alive connection that became readable) and puts it into the WSGI environ as
 that the webhook deadline counts from there (:mod:`ivr.webhook_runner`). Run it with
 ``gunicorn --worker-class ivr.serving.ThreadWorker …`` (README, Production).
 
-Only gunicorn's ``enqueue_req``, ``handle`` and ``load_wsgi`` are overridden, each
-calling the original; without this worker (another server) the deadline starts when
-the app sees the request, as before.
+Only gunicorn's ``init_process``, ``enqueue_req``, ``handle`` and ``load_wsgi`` are
+overridden, each calling the original; without this worker (another server) the
+deadline starts when the app sees the request, as before.
+
+The wait is only visible for connections the worker accepted: gunicorn 27's gthread
+accepts up to ``--worker-connections`` per worker and queues each at once; beyond that
+they wait in the kernel's listen backlog, where nothing can see or shed them (at twice
+the capacity with the default 1,000, most answers came late or never, bench/README.md).
+The production line therefore allows 10,000, and this worker raises its open-file
+limit to match (each connection is a descriptor; the usual soft limit is 1,024).
 """
 
 from __future__ import annotations
 
+import resource
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +33,9 @@ from typing import Any
 from gunicorn.workers import gthread  # type: ignore[import-untyped]
 
 from ivr.deadline import QUEUED_AT
+
+# Descriptors a worker needs beside its connections: Redis and SQL pools, logs, pipes.
+FILES_BESIDE_CONNECTIONS = 256
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
@@ -37,6 +48,18 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
         # Which request the current pool thread is serving: the queue time of the
         # connection handed to it (set in handle, read when the app is called).
         self._serving = threading.local()
+
+    def init_process(self) -> None:
+        # Before the worker's loop starts accepting: one descriptor per connection, plus
+        # the app's own (Redis and SQL pools, logs).
+        allowed = allow_files(self.worker_connections + FILES_BESIDE_CONNECTIONS)
+        if allowed < self.worker_connections + FILES_BESIDE_CONNECTIONS:
+            self.log.warning(
+                "open-file limit %d is below --worker-connections %d: raise the hard limit "
+                "(e.g. LimitNOFILE) or connections beyond it wait unseen in the backlog",
+                allowed, self.worker_connections,
+            )  # fmt: skip
+        super().init_process()
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
@@ -54,6 +77,18 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
             return super().handle(conn)
         finally:
             self._serving.queued_at = None
+
+
+def allow_files(count: int) -> int:
+    """Raise this process's soft open-file limit towards ``count`` (never above the hard
+    limit, never lowering it); returns the soft limit now in force."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= count:
+        return soft if soft != resource.RLIM_INFINITY else count
+    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
+    if wanted > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    return max(wanted, soft)
 
 
 def stamped(app: WSGIApp, serving: threading.local) -> WSGIApp:

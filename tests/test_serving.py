@@ -4,11 +4,16 @@ environ says when the server queued it, so its wait before the app counts."""
 from __future__ import annotations
 
 import json
+import resource
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
-from tests.fleet.web_nodes import DIRECT, WebNode
+import pytest
+
+from ivr.serving import FILES_BESIDE_CONNECTIONS, allow_files
+from tests.fleet.web_nodes import DIRECT, WebNode, group_members
 from tests.serving_app import SLOW_S
 
 
@@ -29,3 +34,48 @@ def test_a_request_queued_behind_a_busy_thread_shows_its_wait() -> None:
         behind = waited(node, "/behind")
         slow.join()
     assert SLOW_S - 0.2 < behind < SLOW_S + 0.2
+
+
+def soft_file_limit(pid: int) -> int:
+    """The soft "Max open files" of process ``pid``, from /proc."""
+    for line in Path(f"/proc/{pid}/limits").read_text(encoding="ascii").splitlines():
+        if line.startswith("Max open files"):
+            return int(line.split()[3])
+    raise AssertionError(f"no open-file limit for {pid}")
+
+
+def test_a_worker_raises_its_open_file_limit_for_its_connections() -> None:
+    """Started under a soft open-file limit of 512, each worker raises it to its
+    --worker-connections (gunicorn's default 1,000) plus the app's own descriptors."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (512, hard))
+    try:
+        node = WebNode({}, workers=1, threads=1, app="tests.serving_app:app")
+        node.start()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    try:
+        assert node.proc is not None
+        master = node.proc.pid
+        workers = [pid for pid in group_members(master) if pid != master]
+        assert workers and soft_file_limit(master) == 512
+        assert [soft_file_limit(pid) for pid in workers] == [1000 + FILES_BESIDE_CONNECTIONS]
+    finally:
+        node.stop()
+
+
+@pytest.mark.parametrize(
+    ("soft", "wanted", "expected"),
+    [(256, 1024, 1024), (2048, 1024, 2048)],
+)
+def test_allow_files_raises_the_soft_limit_and_never_lowers_it(
+    soft: int, wanted: int, expected: int
+) -> None:
+    """allow_files raises the soft open-file limit to what is asked, never lowers it."""
+    before = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (soft, before[1]))
+    try:
+        assert allow_files(wanted) == expected
+        assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == expected
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, before)
