@@ -27,6 +27,12 @@ from bench.webhooks import write_lines
 from bench.workload import Workload
 
 PAUSE_S = 1.0  # between runs, so one run's backlog does not start the next
+# The generator's connection cap in the overload run. Twilio opens a connection for a
+# webhook that finds no idle one; a cap of 512 (the default) held the overload's excess
+# in the generator's own queue, where no server can see or shed it (bench/README.md,
+# 2026-12-04 evening). This one is above what the production line's two workers accept
+# (gthread's 1,000 connections each) plus gunicorn's listen backlog (2,048).
+OVERLOAD_CONNECTIONS = 8192
 
 
 class OpenLoopError(RuntimeError):
@@ -146,8 +152,11 @@ class OpenLoop:
     static_file: Callable[[Target], Path]
     makers: dict[Kind, LineMaker] = field(default_factory=dict)
 
-    def run(self, target: Target, rate: float, seconds: float) -> OpenRun:
-        """Load ``target`` at ``rate`` webhooks/s for ``seconds``, open loop."""
+    def run(
+        self, target: Target, rate: float, seconds: float, *, max_connections: int | None = None
+    ) -> OpenRun:
+        """Load ``target`` at ``rate`` webhooks/s for ``seconds``, open loop (with the
+        generator's default connection cap unless ``max_connections`` is given)."""
         count = round(rate * seconds)
         if target.replayable:
             path, cycle = self.static_file(target), True
@@ -158,6 +167,8 @@ class OpenLoop:
             write_lines(path, lines[:count])
         argv = [sys.executable, "-m", "bench.openloop", self.urls[target.name], str(path),
                 str(rate), str(seconds)] + (["--cycle"] if cycle else [])  # fmt: skip
+        if max_connections is not None:
+            argv += ["--max-connections", str(max_connections)]
         try:
             done = subprocess.run(argv, capture_output=True, text=True, check=False)  # noqa: S603
         finally:
@@ -230,7 +241,9 @@ def measure_open_loop(plan: Plan, driver: Driver, redis_url: str) -> OpenResults
     capacity = res.capacities["mix"].rate
     if capacity > 0:
         driver.log(f"overload: mix at {2 * capacity:,.0f}/s for {plan.overload_s:g} s")
-        res.overload = gen.run(targets["mix"], 2 * capacity, plan.overload_s)
+        res.overload = gen.run(
+            targets["mix"], 2 * capacity, plan.overload_s, max_connections=OVERLOAD_CONNECTIONS
+        )
     return res
 
 

@@ -16,6 +16,28 @@ from pathlib import Path
 
 RATE_HZ = 200
 TOP = 40
+# Where a sample's time goes, by layer: the innermost frame whose file matches a rule
+# names it (a socket read inside redis-py is redis-py's; json inside the call store is
+# JSON's). First matching rule wins for a frame; frames matching none are skipped.
+LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("redis-py: commands, sockets, pool", ("/redis/",)),
+    ("SQL: SQLAlchemy, sqlite3, psycopg", ("/sqlalchemy/", "sqlite3", "/psycopg")),
+    ("JSON", ("/json/",)),
+    (
+        "signature: HMAC-SHA1, URL",
+        ("/ivr/web/signature.py", "hmac.py", "/twilio/request_validator"),
+    ),
+    ("form parsing", ("/ivr/web/form.py", "urllib/parse.py", "/werkzeug/formparser.py")),
+    ("metrics: prometheus_client", ("/prometheus_client/",)),
+    ("logging", ("/logging/",)),
+    ("TwiML rendering", ("/ivr/twiml.py", "/twilio/twiml", "/xml/")),
+    ("flow engine", ("/ivr/flow/",)),
+    ("product: stores' own Python", ("/ivr/store/",)),
+    ("product: calls, verification, web", ("/ivr/",)),
+    ("Flask, werkzeug", ("/flask/", "/werkzeug/")),
+    ("gunicorn: HTTP, sockets, worker", ("/gunicorn/",)),
+    ("thread hand-offs: futures, locks", ("concurrent/futures", "threading.py", "queue.py")),
+)
 
 
 def py_spy() -> str:
@@ -35,7 +57,7 @@ def start(workers: list[int], seconds: int, out: Path, name: str) -> list[subpro
     for pid, (fmt, path) in zip(workers, formats, strict=False):
         command = [
             spy, "record", "--pid", str(pid), "--duration", str(seconds),
-            "--rate", str(RATE_HZ), "--format", fmt, "--output", str(path),
+            "--rate", str(RATE_HZ), "--gil", "--format", fmt, "--output", str(path),
         ]  # fmt: skip
         procs.append(
             subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
@@ -79,6 +101,30 @@ def top_functions(collapsed: str) -> str:
         return "no samples\n"
     lines = [f"{samples} samples at {RATE_HZ} Hz", "", "own time:"]
     lines += [f"{n / samples:6.1%}  {frame}" for frame, n in own.most_common(TOP)]
+    lines += ["", "by layer (each sample to its innermost frame a layer names):"]
+    lines += [f"{share:6.1%}  {layer}" for layer, share in by_layer(collapsed)]
     lines += ["", "total time (including callees):"]
     lines += [f"{n / samples:6.1%}  {frame}" for frame, n in total.most_common(TOP)]
     return "\n".join(lines) + "\n"
+
+
+def by_layer(collapsed: str) -> list[tuple[str, float]]:
+    """Each layer's share of the samples (:data:`LAYERS`), largest first; "other" for
+    samples no layer names."""
+    counts: Counter[str] = Counter()
+    for line in collapsed.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[_layer(stack.split(";"))] += int(count)
+    samples = sum(counts.values())
+    return [(layer, n / samples) for layer, n in counts.most_common()] if samples else []
+
+
+def _layer(frames: list[str]) -> str:
+    for frame in reversed(frames):
+        # "function (path:line)": the path may be short ("redis/client.py") or absolute.
+        frame = frame.replace(" (", " (/", 1)
+        for layer, patterns in LAYERS:
+            if any(pattern in frame for pattern in patterns):
+                return layer
+    return "other"

@@ -26,7 +26,7 @@ from pathlib import Path
 from bench import plan as plans
 from bench.accounts import fill
 from bench.driver import Driver, progress
-from bench.latency import Capacity, OpenLoop, OpenRun, passes, pause
+from bench.latency import OVERLOAD_CONNECTIONS, Capacity, OpenLoop, OpenRun, passes, pause
 from bench.latency_report import JUDGED_RATES
 from bench.load import Load
 from bench.plan import EXPECTED, Plan, Store, Target
@@ -164,8 +164,9 @@ def run_servers(plan: Plan, args: argparse.Namespace) -> int:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ivr-servers-")))
         setup = stack.enter_context(_setup(plan, work, results_dir))
         rounds = _rounds(setup)
+        overloads = {m.name: _overload(setup, m, rounds) for m in MODELS}
     meta.append(("load average at the end", _loadavg()))
-    report = render(plan, MODELS, meta, rounds)
+    report = render(plan, MODELS, meta, rounds, overloads)
     sys.stdout.write(report)
     (results_dir / "servers.md").write_text(report, encoding="utf-8")
     wrong = sum(r.wrong + r.unanswered for r in rounds)
@@ -264,6 +265,20 @@ def _measure(setup: Setup, model: Model, number: int) -> Round:
             else:
                 res.wrong_past += wrong
     return res
+
+
+def _overload(setup: Setup, model: Model, rounds: list[Round]) -> OpenRun | None:
+    """The whole-call mix at twice the model's median capacity, connections uncapped as
+    in bench/latency.py's overload run (None when it has no capacity)."""
+    found = sorted(r.capacities["mix"].rate for r in rounds if r.model == model.name)
+    if not found or found[len(found) // 2] <= 0:
+        return None
+    rate = 2 * found[len(found) // 2]
+    progress(f"{model.name:<10} overload: mix at {rate:,.0f}/s for {setup.plan.overload_s:g} s")
+    run = _generator(setup, model).run(setup.targets["mix"], rate, setup.plan.overload_s,
+                                       max_connections=OVERLOAD_CONNECTIONS)  # fmt: skip
+    pause(setup.plan)
+    return run
 
 
 def _wrong(run: OpenRun, target: Target) -> int:

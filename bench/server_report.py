@@ -4,6 +4,10 @@ Noise is measured, not assumed: a measure's spread is max - min over its rounds.
 is better (or worse) than the production line on a measure *beyond the noise* only when
 the two medians differ by more than either one's spread; it *wins* when it is better
 beyond the noise on some measure and worse beyond the noise on none.
+
+Overload (the mix at twice each model's median capacity, one run each) is judged by the
+issue's target, not by noise: every webhook answered, none after the deadline. A model
+that misses it where the production line meets it is worse on it (and the reverse).
 """
 
 from __future__ import annotations
@@ -14,15 +18,16 @@ from dataclasses import dataclass
 from statistics import median
 from typing import TYPE_CHECKING
 
-from bench.latency import passes
+from bench.latency import OpenRun, passes
 from bench.latency_report import JUDGED_RATES
-from bench.plan import CAPACITY_P99_MS, Plan
+from bench.plan import CAPACITY_P99_MS, DEADLINE_S, Plan
 from bench.report import _table
 
 if TYPE_CHECKING:
     from bench.server_models import Model, Round
 
 BASE = "production"
+OVERLOAD = "overload: every answer within the deadline"
 NAMES = {"peer": "peer", "pin": "PIN step", "mix": "whole-call mix", "floor": "PIN floor"}
 
 
@@ -62,7 +67,11 @@ MEASURES = (
 
 
 def render(
-    plan: Plan, models: Sequence[Model], meta: list[tuple[str, str]], rounds: list[Round]
+    plan: Plan,
+    models: Sequence[Model],
+    meta: list[tuple[str, str]],
+    rounds: list[Round],
+    overloads: dict[str, OpenRun | None],
 ) -> str:
     """The whole report as Markdown (also what the command prints)."""
     out = ["# Service-PIN IVR: server and worker models (issue 13, item 5)", ""]
@@ -85,13 +94,17 @@ def render(
     out += ["", "Capacity probes (rate: p99 ms):", ""]
     out += [f"- round {r.number}, {r.model}, {NAMES[name]}: {_probes(r, name)}"
             for r in rounds for name in r.capacities]  # fmt: skip
+    out += ["", "## Overload: the mix at twice each model's median capacity", ""]
+    out += _table(("model", "rate /s", "sent", "5xx", "no answer", f"later than {DEADLINE_S:g} s",
+                   "routed unavailable", "p50 / p99 / p99.9 / max ms"),
+                  [_overload_row(name, run) for name, run in overloads.items()])  # fmt: skip
     out += ["", "## Against the production line: beyond the noise?", ""]
     out += ["Spread: max - min of a measure over the rounds. Beyond the noise: the medians "
             "differ by more than either model's spread.", ""]  # fmt: skip
     base = by_model.get(BASE, [])
     for name, mine in by_model.items():
         if name != BASE and base:
-            out += _versus(name, base, mine)
+            out += _versus(name, base, mine, _overload_verdict(overloads, name))
     return "\n".join(out) + "\n"
 
 
@@ -126,15 +139,39 @@ def _medians(by_model: dict[str, list[Round]]) -> list[list[str]]:
     return rows
 
 
-def _versus(name: str, base: list[Round], mine: list[Round]) -> list[str]:
+def _overload_row(name: str, run: OpenRun | None) -> list[str]:
+    if run is None:
+        return [name, "-", "-", "-", "-", "-", "-", "no capacity measured"]
+    return [name, f"{run.rate:,.0f}", f"{run.sent:,}", str(run.server_errors), str(run.failed),
+            str(run.late), f"{run.count('unavailable'):,}", run.latency.cell()]  # fmt: skip
+
+
+def overload_met(run: OpenRun | None) -> bool | None:
+    """The overload target: no 5xx, every webhook answered, none after the deadline."""
+    if run is None:
+        return None
+    return run.server_errors == 0 and run.failed == 0 and run.late == 0
+
+
+def _overload_verdict(overloads: dict[str, OpenRun | None], name: str) -> list[str]:
+    """The overload row of ``name``'s comparison: its cells and its verdict."""
+    base, mine = overload_met(overloads.get(BASE)), overload_met(overloads.get(name))
+    shown = {True: "met", False: "missed", None: "-"}
+    verdict = "-" if base is None or mine is None or base == mine else (
+        "better" if mine else "worse")  # fmt: skip
+    return [OVERLOAD, shown[base], shown[mine], verdict]
+
+
+def _versus(name: str, base: list[Round], mine: list[Round], overload: list[str]) -> list[str]:
     rows: list[list[str]] = []
-    better: list[str] = []
-    worse: list[str] = []
+    better: list[str] = [OVERLOAD] if overload[3] == "better" else []
+    worse: list[str] = [OVERLOAD] if overload[3] == "worse" else []
     for m in MEASURES:
         a, b = [m.value(r) for r in base], [m.value(r) for r in mine]
         verdict = _verdict(a, b, m.higher_is_better)
         (better if verdict == "better" else worse if verdict == "worse" else []).append(m.label)
         rows.append([m.label, _with_spread(m, a), _with_spread(m, b), verdict])
+    rows.append(overload)
     wins = bool(better) and not worse
     summary = f"**{name}: wins beyond the noise**" if wins else f"**{name}: does not win**"
     detail = f"better on {', '.join(better) or 'nothing'}; worse on {', '.join(worse) or 'nothing'}"

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from bench import plan
+from bench.latency import OpenRun, parse
 from bench.server_models import MODELS, PRODUCT_APP, Model
+from bench.server_report import OVERLOAD, _overload_verdict
 from tests.bench.bench_cli import bench_run
 
 REPO = Path(__file__).resolve().parents[2]
@@ -68,6 +70,8 @@ def test_servers_smoke_run_measures_every_model(tmp_path: Path) -> None:
                 "| PIN step @ 300/s |", "| whole-call mix @ 600/s |",
                 "| whole-call mix capacity /s |", "| PIN floor capacity /s |",
                 "| mix / floor capacity |", "### gevent vs. production",
+                "## Overload: the mix at twice each model's median capacity",
+                "| overload: every answer within the deadline |",
                 "### granian vs. production"):  # fmt: skip
         assert row in out, f"missing {row!r} in:\n{out}"
     for model in MODELS:
@@ -78,3 +82,35 @@ def test_servers_smoke_run_measures_every_model(tmp_path: Path) -> None:
     cells = [c.strip() for c in errors.strip("|").split("|")][1:]
     assert len(cells) == len(MODELS) and all(c.startswith("0 / 0 / ") for c in cells), errors
     assert (tmp_path / "servers.md").read_text(encoding="utf-8") == out
+
+
+def overload_run(latencies: list[float], classes: list[str]) -> OpenRun:
+    """An overload run of the mix whose answers came after ``latencies`` seconds."""
+    raw = {"sent": len(latencies), "send_s": 1.0, "cpu_s": 0.1, "lag": [0.0],
+           "latency": latencies, "classes": classes, "steps": ["start"] * len(latencies),
+           "peak_connections": 1}  # fmt: skip
+    return parse("mix", 100.0, 1.0, raw)
+
+
+@pytest.mark.parametrize(
+    ("base", "other", "verdict"),
+    [
+        ([0.5, 1.1], [0.5, 3.0], "worse"),  # the other answered one past the 2 s deadline
+        ([0.5, 3.0], [0.5, 1.1], "better"),
+        ([0.5, 1.1], [0.5, -1.0], "worse"),  # one never answered
+        ([0.5, 1.1], [0.5, 1.9], "-"),  # both met: no difference to judge
+        ([0.5, 3.0], [9.0, 3.0], "-"),  # both missed
+    ],
+)
+def test_overload_is_judged_by_its_target(
+    base: list[float], other: list[float], verdict: str
+) -> None:
+    """Under overload a model is worse than production when it misses the target (every
+    webhook answered within the deadline) that production meets, better the other way."""
+    classes = ["gather", "unavailable"]
+    runs: dict[str, OpenRun | None] = {
+        "production": overload_run(base, classes),
+        "granian": overload_run(other, classes),
+    }
+    assert _overload_verdict(runs, "granian")[0] == OVERLOAD
+    assert _overload_verdict(runs, "granian")[3] == verdict
