@@ -52,13 +52,20 @@ class ThreadWorker(gthread.ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
         # Before the worker's loop starts accepting: one descriptor per connection, plus
         # the app's own (Redis and SQL pools, logs).
-        allowed = allow_files(self.worker_connections + FILES_BESIDE_CONNECTIONS)
-        if allowed < self.worker_connections + FILES_BESIDE_CONNECTIONS:
+        wanted: int = getattr(self, "worker_connections")  # noqa: B009 - untyped base
+        allowed = allow_files(wanted + FILES_BESIDE_CONNECTIONS)
+        fits = connections_within(allowed, wanted, self.cfg.threads)
+        if fits < wanted:
+            # An accept past the limit fails with EMFILE, which ends gthread's loop and
+            # the worker: take fewer, and let the rest wait in the backlog instead.
             self.log.warning(
-                "open-file limit %d is below --worker-connections %d: raise the hard limit "
-                "(e.g. LimitNOFILE) or connections beyond it wait unseen in the backlog",
-                allowed, self.worker_connections,
+                "open-file limit %d allows %d connections per worker, not "
+                "--worker-connections %d: beyond them webhooks wait unseen in the listen "
+                "backlog (not shed); raise the hard limit (e.g. systemd LimitNOFILE)",
+                allowed, fits, wanted,
             )  # fmt: skip
+            setattr(self, "worker_connections", fits)  # noqa: B010 - untyped base
+            setattr(self, "max_keepalived", fits - self.cfg.threads)  # noqa: B010
         super().init_process()
 
     def load_wsgi(self) -> None:
@@ -89,6 +96,12 @@ def allow_files(count: int) -> int:
     if wanted > soft:
         resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
     return max(wanted, soft)
+
+
+def connections_within(files: int, wanted: int, threads: int) -> int:
+    """How many of ``wanted`` connections an open-file limit of ``files`` leaves room for
+    beside the app's own descriptors (at least one per thread)."""
+    return max(min(wanted, files - FILES_BESIDE_CONNECTIONS), threads)
 
 
 def stamped(app: WSGIApp, serving: threading.local) -> WSGIApp:

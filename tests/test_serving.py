@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import resource
+import socket
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -12,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from ivr.serving import FILES_BESIDE_CONNECTIONS, allow_files
+from ivr.serving import FILES_BESIDE_CONNECTIONS, allow_files, connections_within
+from tests.fleet.ports import free_port
 from tests.fleet.web_nodes import DIRECT, WebNode, group_members
 from tests.serving_app import SLOW_S
 
@@ -79,3 +83,52 @@ def test_allow_files_raises_the_soft_limit_and_never_lowers_it(
         assert resource.getrlimit(resource.RLIMIT_NOFILE)[0] == expected
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, before)
+
+
+@pytest.mark.parametrize(
+    ("files", "wanted", "expected"),
+    [(20_000, 10_000, 10_000), (1_024, 10_000, 1_024 - FILES_BESIDE_CONNECTIONS), (100, 1_000, 8)],
+)
+def test_a_worker_takes_only_the_connections_its_file_limit_has_room_for(
+    files: int, wanted: int, expected: int
+) -> None:
+    """Under a hard open-file limit below --worker-connections, a worker takes only as
+    many connections as leave its own descriptors room (an accept failing with EMFILE
+    would end the worker), and never fewer than its threads."""
+    assert connections_within(files, wanted, threads=8) == expected
+
+
+def test_a_worker_under_a_low_hard_file_limit_survives_more_connections(tmp_path: Path) -> None:
+    """Under a hard open-file limit of 600, 900 connections at once leave the worker
+    alive and answering (it takes 344 and leaves the rest in the backlog, with a
+    warning), where an accept failing with EMFILE would have ended it."""
+    port, log = free_port(), tmp_path / "gunicorn.log"
+    argv = [str(Path(sys.executable).with_name("gunicorn")), "--worker-class",
+            "ivr.serving.ThreadWorker", "--workers", "1", "--threads", "2", "--bind",
+            f"127.0.0.1:{port}", "--error-logfile", str(log), "tests.serving_app:app"]  # fmt: skip
+
+    def limited() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (600, 600))
+
+    proc = subprocess.Popen(argv, preexec_fn=limited, start_new_session=True)  # noqa: S603, PLW1509
+    held: list[socket.socket] = []
+    try:
+        node = WebNode({}, port)
+        deadline = time.monotonic() + 10
+        while "Booting worker" not in (log.read_text() if log.exists() else ""):
+            assert time.monotonic() < deadline, "gunicorn did not start"
+            time.sleep(0.1)
+        assert waited(node, "/idle") is not None
+        worker = [pid for pid in group_members(proc.pid) if pid != proc.pid]
+        held = [socket.create_connection(("127.0.0.1", port), timeout=2) for _ in range(900)]
+        time.sleep(1.5)  # the worker accepts what it may
+        for conn in held:
+            conn.close()
+        assert waited(node, "/idle") is not None
+        assert [pid for pid in group_members(proc.pid) if pid != proc.pid] == worker
+        assert "allows 344 connections per worker" in log.read_text()
+    finally:
+        for conn in held:
+            conn.close()
+        proc.terminate()
+        proc.wait(timeout=10)
