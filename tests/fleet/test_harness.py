@@ -143,7 +143,10 @@ def test_sentinel_failover_keeps_key_and_rejoins(sentinel: SentinelHarness) -> N
 
     sentinel.rejoin(old)
     assert old.role() == "slave"
-    assert old.info()["master_port"] == str(new.port)
+    # Of the primary the sentinels name once healthy again: on a starved CPU a sentinel
+    # may time the new primary out too (down-after 1 s here) and fail over once more,
+    # so it need not be `new` (seen in CI on 2026-12-05; stop 17's note on the cause).
+    assert old.info()["master_port"] == str(sentinel.primary().port)
 
 
 def test_postgres_database_is_fresh_and_dropped() -> None:
