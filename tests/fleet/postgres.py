@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
-import pytest
 import sqlalchemy as sa
 from psycopg import sql
 
@@ -35,6 +34,10 @@ def postgres_database() -> Iterator[str]:
     try:
         conn = psycopg.connect(libpq_url(admin), autocommit=True, connect_timeout=3)
     except psycopg.OperationalError as exc:
+        # Imported here: the benchmark (bench/imports.py) uses this module's URL helpers
+        # from a venv without the test extra.
+        import pytest
+
         pytest.skip(f"PostgreSQL at {admin} is unreachable: {exc}".splitlines()[0])
     with conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
