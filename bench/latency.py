@@ -30,8 +30,8 @@ PAUSE_S = 1.0  # between runs, so one run's backlog does not start the next
 # The generator's connection cap in the overload run. Twilio opens a connection for a
 # webhook that finds no idle one; a cap of 512 (the default) held the overload's excess
 # in the generator's own queue, where no server can see or shed it (bench/README.md,
-# 2026-12-04 evening). This one is above what the production line's two workers accept
-# (gthread's 1,000 connections each) plus gunicorn's listen backlog (2,048).
+# 2026-12-04 evening). At 2x the capacity about one second's arrivals are in flight;
+# this leaves the generator's cap far above that, so only the server can hold them.
 OVERLOAD_CONNECTIONS = 8192
 
 

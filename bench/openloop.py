@@ -29,6 +29,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from ivr.serving import allow_files
+
 ANSWER_TIMEOUT_S = 10.0  # after the last send; a later answer counts as a timeout
 PREOPEN = 16  # connections opened before the clock starts
 
@@ -261,15 +263,6 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def _allow_files(count: int) -> None:
-    """Raise the open-file limit towards ``count`` (up to the hard limit): each
-    connection is a descriptor, and the overload run opens thousands."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = count if hard == resource.RLIM_INFINITY else min(count, hard)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-
-
 def load(path: str, host: str, count: int, *, cycle: bool) -> tuple[list[str], list[bytes]]:
     """``count`` encoded requests from the file (cycled if ``cycle``, else each once)."""
     with open(path, encoding="ascii") as lines:
@@ -295,7 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         # stands in for Twilio on another machine. Refused without root: runs as is.
         with contextlib.suppress(PermissionError):
             os.nice(args.nice)
-    _allow_files(args.max_connections + 64)
+    # Each connection is a descriptor: the product worker's own limit raiser.
+    allow_files(args.max_connections + 64)
     host = urlsplit(args.url).netloc
     steps, payloads = load(args.file, host, round(args.rate * args.seconds), cycle=args.cycle)
     result = asyncio.run(generate(args.url, payloads, steps, args.rate, args.max_connections))

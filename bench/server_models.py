@@ -22,6 +22,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from statistics import median_high
 
 from bench import plan as plans
 from bench.accounts import fill
@@ -270,10 +271,10 @@ def _measure(setup: Setup, model: Model, number: int) -> Round:
 def _overload(setup: Setup, model: Model, rounds: list[Round]) -> OpenRun | None:
     """The whole-call mix at twice the model's median capacity, connections uncapped as
     in bench/latency.py's overload run (None when it has no capacity)."""
-    found = sorted(r.capacities["mix"].rate for r in rounds if r.model == model.name)
-    if not found or found[len(found) // 2] <= 0:
+    found = [r.capacities["mix"].rate for r in rounds if r.model == model.name]
+    if not found or median_high(found) <= 0:
         return None
-    rate = 2 * found[len(found) // 2]
+    rate = 2 * median_high(found)
     progress(f"{model.name:<10} overload: mix at {rate:,.0f}/s for {setup.plan.overload_s:g} s")
     run = _generator(setup, model).run(setup.targets["mix"], rate, setup.plan.overload_s,
                                        max_connections=OVERLOAD_CONNECTIONS)  # fmt: skip
